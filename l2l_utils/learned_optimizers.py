@@ -1,0 +1,110 @@
+"""Learned update rules that map (gradient, state) to (update, state).
+
+``CoordinatewiseLSTM`` is the LSTM optimizer of Andrychowicz et al. 2016 (§2.1, Fig. 3): a
+two-layer LSTM with 20 hidden units per layer whose weights are shared by every coordinate of the
+optimizee while each coordinate keeps its own hidden state. ``LSTMOptimizer`` applies one such
+network per parameter group (one group in §3.1-3.2; conv and fully connected groups in §3.3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+from torch import nn
+
+State = dict  # group name -> list of (h, c) per LSTM layer
+
+
+def preprocess_gradient(grad: torch.Tensor, p: float = 10.0) -> torch.Tensor:
+    """Appendix A: ∇ -> (log|∇|/p, sgn ∇) if |∇| >= e^-p, else (-1, e^p ∇). Returns shape (..., 2)."""
+    threshold = math.exp(-p)
+    big = grad.abs() >= threshold
+    log_part = torch.where(big, torch.log(grad.abs().clamp_min(threshold)) / p, torch.full_like(grad, -1.0))
+    sign_part = torch.where(big, torch.sign(grad), grad * math.exp(p))
+    return torch.stack((log_part, sign_part), dim=-1)
+
+
+class CoordinatewiseLSTM(nn.Module):
+    """m(∇_t, h_t, φ) of Eq. 3 for a flat vector of coordinates (each coordinate is a batch row).
+
+    ``preprocess_p=None`` feeds the raw gradient (one input, §3.1); a number applies Appendix A
+    preprocessing (two inputs). The linear output is multiplied by ``output_scale`` (0.1 in §3.2).
+    """
+
+    def __init__(self, hidden_size: int = 20, num_layers: int = 2, preprocess_p: float | None = 10.0,
+                 output_scale: float = 1.0, init_std: float | None = 0.1):
+        super().__init__()
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.preprocess_p, self.output_scale = preprocess_p, output_scale
+        input_size = 1 if preprocess_p is None else 2
+        self.cells = nn.ModuleList(
+            nn.LSTMCell(input_size if i == 0 else hidden_size, hidden_size) for i in range(num_layers))
+        self.head = nn.Linear(hidden_size, 1)
+        if init_std is not None:  # §3: "initial values ... sampled from an IID Gaussian distribution"
+            for weight in self.parameters():
+                nn.init.normal_(weight, std=init_std)
+
+    def initial_state(self, num_coords: int, device=None, dtype=None) -> list:
+        zeros = lambda: torch.zeros(num_coords, self.hidden_size, device=device, dtype=dtype)  # noqa: E731
+        return [(zeros(), zeros()) for _ in range(self.num_layers)]
+
+    def forward(self, grad: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        x = grad.unsqueeze(-1) if self.preprocess_p is None else preprocess_gradient(grad, self.preprocess_p)
+        new_state = []
+        for cell, (h, c) in zip(self.cells, state):
+            h, c = cell(x, (h, c))
+            new_state.append((h, c))
+            x = h
+        return self.head(x).squeeze(-1) * self.output_scale, new_state
+
+
+class LSTMOptimizer(nn.Module):
+    """One ``CoordinatewiseLSTM`` per parameter group; updates dicts of (batched) parameters.
+
+    ``groups`` maps each optimizee parameter name to a group name (e.g. ``"conv"``/``"fc"`` in §3.3);
+    all coordinates of a group (of all optimizees in the batch) are concatenated and run as one batch.
+    """
+
+    def __init__(self, group_names=("all",), **lstm_kwargs):
+        super().__init__()
+        self.nets = nn.ModuleDict({name: CoordinatewiseLSTM(**lstm_kwargs) for name in group_names})
+
+    def _members(self, tensors: Mapping[str, torch.Tensor], groups: Mapping[str, str] | None) -> dict:
+        members: dict[str, list[str]] = {name: [] for name in self.nets}
+        for key in tensors:
+            group = groups[key] if groups is not None else next(iter(self.nets))
+            if group not in members:
+                raise KeyError(f"parameter {key!r} is in group {group!r}, which has no LSTM "
+                               f"(groups: {list(self.nets)})")
+            members[group].append(key)
+        return members
+
+    def initial_state(self, params: Mapping[str, torch.Tensor], groups: Mapping[str, str] | None = None) -> State:
+        members = self._members(params, groups)
+        state = {}
+        for group, keys in members.items():
+            if keys:
+                some = params[keys[0]]
+                state[group] = self.nets[group].initial_state(sum(params[k].numel() for k in keys),
+                                                              some.device, some.dtype)
+        return state
+
+    def forward(self, grads: Mapping[str, torch.Tensor], state: State,
+                groups: Mapping[str, str] | None = None) -> tuple[dict, State]:
+        members = self._members(grads, groups)
+        updates, new_state = {}, {}
+        for group, keys in members.items():
+            if not keys:
+                continue
+            flat = torch.cat([grads[k].reshape(-1) for k in keys])
+            out, new_state[group] = self.nets[group](flat, state[group])
+            for key, chunk in zip(keys, out.split([grads[k].numel() for k in keys])):
+                updates[key] = chunk.view_as(grads[key])
+        return updates, new_state
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between truncations of truncated BPTT (§2)."""
+    return {g: [(h.detach(), c.detach()) for h, c in layers] for g, layers in state.items()}

@@ -1,0 +1,119 @@
+"""Results store and checkpoints. Every write is atomic: temporary file, fsync, ``os.replace``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see either the old or the new file, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Atomically write ``text`` (UTF-8) to ``path``."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_torch(obj, path) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def config_key(config: dict) -> str:
+    """Stable short hash (12 hex chars) of a config dict."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _jsonable(value):
+    """Round-trip through JSON so stored and in-memory metadata compare equal."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+class ResultsStore:
+    """Tidy results as ``<root>/<name>.csv`` plus metadata ``<root>/<name>.json``."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        """Path of the CSV file of result ``name``."""
+        return self.root / f"{name}.csv"
+
+    def _meta_path(self, name: str) -> Path:
+        return self.root / f"{name}.json"
+
+    def save(self, name: str, frame: pd.DataFrame, metadata: dict | None = None) -> Path:
+        """Store ``frame`` and ``metadata`` (versions and a timestamp are added)."""
+        meta = dict(metadata or {})
+        meta.setdefault("torch_version", torch.__version__)
+        meta.setdefault("python_version", platform.python_version())
+        meta.setdefault("saved_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        atomic_write_text(self.path(name), frame.to_csv(index=False))
+        atomic_write_text(self._meta_path(name), json.dumps(_jsonable(meta), indent=2, sort_keys=True))
+        return self.path(name)
+
+    def load(self, name: str) -> tuple[pd.DataFrame, dict]:
+        """Return ``(frame, metadata)`` of result ``name``."""
+        frame = pd.read_csv(self.path(name))
+        metadata = json.loads(self._meta_path(name).read_text(encoding="utf-8"))
+        return frame, metadata
+
+    def has(self, name: str, config: dict | None = None) -> bool:
+        """True if ``name`` is stored and, when ``config`` is given, was computed with that config."""
+        if not (self.path(name).exists() and self._meta_path(name).exists()):
+            return False
+        if config is None:
+            return True
+        try:
+            metadata = json.loads(self._meta_path(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return metadata.get("config") == _jsonable(config)
+
+
+class Checkpointer:
+    """One checkpoint file holding a dict of state (RNG states, state_dicts, counters)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def save(self, state: dict) -> Path:
+        """Atomically write ``state``."""
+        return atomic_save_torch(state, self.path)
+
+    def load(self) -> dict | None:
+        """Return the saved state, or ``None`` if there is no checkpoint."""
+        if not self.path.exists():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=False)
+
+    def clear(self) -> None:
+        """Delete the checkpoint if present."""
+        self.path.unlink(missing_ok=True)

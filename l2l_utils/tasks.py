@@ -1,0 +1,144 @@
+"""Optimizee families (DESIGN.md, "tasks").
+
+A task samples *problems*. A problem holds the initial parameters of ``n`` optimizees as a dict of
+tensors with a leading optimizee dimension, and ``loss(params)`` returns one loss per optimizee.
+Optimizees are plain ``nn.Module``s evaluated functionally (``torch.func.functional_call`` under
+``torch.func.vmap``), so ``n`` optimizees run as one batch and learned optimizers can be
+differentiated through them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from .data import DeviceDataset
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
+
+
+def gaussian_params(shapes: Mapping[str, torch.Size], n: int, std: float, generator: torch.Generator,
+                    device=None) -> dict:
+    """IID Gaussian initial values for ``n`` optimizees (§3: "sampled from an IID Gaussian")."""
+    return {k: (torch.randn((n, *s), generator=generator) * std).to(device) for k, s in shapes.items()}
+
+
+# --------------------------------------------------------------------------------------------- §3.1
+@dataclass
+class QuadraticProblem:
+    """f(θ) = ||Wθ - y||² for a batch of (W, y) (Andrychowicz et al. §3.1)."""
+
+    W: torch.Tensor  # (n, d, d)
+    y: torch.Tensor  # (n, d)
+    params0: dict
+    groups: dict = field(default_factory=lambda: {"theta": "all"})
+
+    def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        residual = torch.einsum("nij,nj->ni", self.W, params["theta"]) - self.y
+        return residual.pow(2).sum(-1)
+
+
+@dataclass
+class QuadraticTask:
+    """Random d-dimensional quadratics with W, y IID standard Gaussian."""
+
+    dim: int = 10
+    init_std: float = 0.01
+    device: torch.device | str = "cpu"
+
+    def sample(self, n: int, generator: torch.Generator) -> QuadraticProblem:
+        W = torch.randn(n, self.dim, self.dim, generator=generator).to(self.device)
+        y = torch.randn(n, self.dim, generator=generator).to(self.device)
+        params0 = gaussian_params({"theta": torch.Size([self.dim])}, n, self.init_std, generator, self.device)
+        return QuadraticProblem(W, y, params0)
+
+
+# ------------------------------------------------------------------------------------------ §3.2-3.3
+def mlp(in_features: int, hidden: Sequence[int], num_classes: int, activation: str = "sigmoid") -> nn.Module:
+    """MLP optimizee of §3.2: ``hidden`` units per layer with the given non-linearity."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r}; allowed values are {sorted(ACTIVATIONS)}")
+    layers, width = [], in_features
+    for units in hidden:
+        layers += [nn.Linear(width, units), ACTIVATIONS[activation]()]
+        width = units
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+class ConvNet(nn.Module):
+    """§3.3 optimizee: three conv layers with max pooling, an FC layer of 32 units, ReLU + batch norm.
+
+    The paper does not give channel counts or kernel sizes; 16 channels and 5x5 kernels follow the
+    authors' public code. Batch norm uses batch statistics only (no running averages), so every
+    step is a function of the parameters alone, as the functional optimizee interface needs.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, channels=(16, 16, 16),
+                 kernel_size: int = 5, hidden: int = 32, image_size: int = 32):
+        super().__init__()
+        blocks, width, size = [], in_channels, image_size
+        for out in channels:
+            blocks += [nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2),
+                       nn.BatchNorm2d(out, track_running_stats=False), nn.ReLU(), nn.MaxPool2d(2)]
+            width, size = out, size // 2
+        self.conv = nn.Sequential(*blocks)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(width * size * size, hidden),
+                                nn.BatchNorm1d(hidden, track_running_stats=False), nn.ReLU(),
+                                nn.Linear(hidden, num_classes))
+
+    def forward(self, x):
+        return self.fc(self.conv(x))
+
+
+def conv_fc_groups(names) -> dict:
+    """Two-LSTM split of §3.3: parameters of the convolutional part vs the fully connected part."""
+    return {k: ("conv" if k.startswith("conv.") else "fc") for k in names}
+
+
+class ClassifierProblem:
+    """Cross-entropy of ``n`` classifiers, each on its own random minibatch at every call."""
+
+    def __init__(self, task: "ClassifierTask", params0: dict, generator: torch.Generator):
+        self.task, self.params0, self.generator = task, params0, generator
+        self.groups = task.groups
+
+    def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        n = next(iter(params.values())).shape[0]
+        x, y = self.task.dataset.sample(self.task.batch_size, self.generator, num_batches=n)
+        return self.task.batched_loss(dict(params), x, y)
+
+
+class ClassifierTask:
+    """A network trained by minibatch cross-entropy on a dataset held on the device (§3.2, §3.3).
+
+    The only randomness between runs is θ0 and minibatch selection, as in §3.2.
+    """
+
+    def __init__(self, module: nn.Module, dataset: DeviceDataset, batch_size: int = 128,
+                 init_std: float = 0.01, group_fn: Callable | None = None):
+        self.module = module.to(dataset.inputs.device)
+        self.dataset, self.batch_size, self.init_std = dataset, batch_size, init_std
+        self.shapes = {k: p.shape for k, p in self.module.named_parameters()}
+        self.groups = group_fn(self.shapes) if group_fn else {k: "all" for k in self.shapes}
+
+        def single_loss(params, x, y):
+            return F.cross_entropy(functional_call(self.module, params, (x,)), y)
+
+        self.batched_loss = vmap(single_loss)
+
+    @property
+    def num_params(self) -> int:
+        return sum(s.numel() for s in self.shapes.values())
+
+    def sample(self, n: int, generator: torch.Generator) -> ClassifierProblem:
+        device = self.dataset.inputs.device
+        params0 = gaussian_params(self.shapes, n, self.init_std, generator, device)
+        # minibatches are drawn on the data's device by a generator seeded from the problem stream
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        return ClassifierProblem(self, params0, torch.Generator(device=device).manual_seed(seed))
