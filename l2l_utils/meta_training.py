@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .learned_optimizers import detach_state
+from .results import Checkpointer, ResultsStore, atomic_save_torch, config_key
 from .rollout import loss_and_grads, run_learned
 
 
@@ -126,3 +128,24 @@ def meta_train(optimizer, task, cfg: MetaTrainConfig, checkpointer=None, progres
             on_epoch_end(epoch + 1)
     optimizer.load_state_dict(best["state"])
     return MetaTrainResult(pd.DataFrame(history), best["epoch"], best["val"])
+
+
+def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: str, setting: dict,
+                      progress: bool = True) -> tuple[pd.DataFrame, bool]:
+    """Meta-train once per setting: load ``<name>-<key>.pt`` if a finished run with this config exists,
+    else train with a checkpoint (resumable) and store the best weights and the epoch history.
+
+    Returns ``(history, reused)``; ``optimizer`` holds the best weights either way.
+    """
+    config = {"meta": asdict(cfg), **setting}
+    stem = f"{name}-{config_key(config)}"
+    weights, store = Path(results_dir) / f"{stem}.pt", ResultsStore(results_dir)
+    if weights.exists() and store.has(f"{stem}-history", config):
+        optimizer.load_state_dict(torch.load(weights, map_location="cpu"))
+        return store.load(f"{stem}-history")[0], True
+    checkpointer = Checkpointer(Path(results_dir) / f"{stem}.ckpt")
+    result = meta_train(optimizer, task, cfg, checkpointer, progress=progress)
+    atomic_save_torch(optimizer.state_dict(), weights)
+    store.save(f"{stem}-history", result.history, {"config": config, "best_epoch": result.best_epoch})
+    checkpointer.clear()
+    return result.history, False

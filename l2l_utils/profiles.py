@@ -100,3 +100,38 @@ def resolve_profile(profile: str, profiles: Mapping[str, Mapping[str, Any]],
 def frozen(mapping: Mapping) -> Mapping:
     """Read-only view, so profile tables in code cannot be changed by accident."""
     return MappingProxyType(dict(mapping))
+
+
+# --------------------------------------------------------------------------------------------------
+# Profiles of each paper. ``paper`` holds the paper's settings; where the paper is silent the value
+# is ours and the notebook says so. ``smoke`` is the same pipeline at toy size.
+_L2L_PAPER = {
+    # §3.1 quadratics: 10-D, 100 steps, unroll 20, no pre/post-processing
+    "quad_dim": 10, "quad_steps": 100, "quad_unroll": 20, "quad_meta_batch": 128, "quad_epochs": 50,
+    "quad_trajectories": 20, "quad_val": 128, "quad_test": 1000, "quad_tune_runs": 128, "quad_meta_lr": 3e-3,
+    # §3.2 MNIST MLP: 1×20 sigmoid, minibatch 128, 100 steps, unroll 20, preprocessing, output ×0.1
+    "dataset": "MNIST", "mnist_hidden": 20, "mnist_batch": 128, "mnist_steps": 100, "mnist_long_steps": 200,
+    "mnist_unroll": 20, "mnist_meta_batch": 20, "mnist_epochs": 50, "mnist_trajectories": 20, "mnist_val": 50,
+    "mnist_test": 100, "mnist_tune_runs": 20, "mnist_meta_lr": 1e-3, "output_scale": 0.1, "preprocess_p": 10.0,
+    # Fig. 6 sweep; baselines re-tuned for every architecture, as for every problem in §3
+    "sweep_hidden": [5, 10, 20, 40, 80], "sweep_layers": [1, 2, 3], "tune_per_architecture": True,
+    # §3.3 CIFAR-10 conv net with two LSTMs
+    "cifar_batch": 128, "cifar_steps": 100, "cifar_unroll": 20, "cifar_meta_batch": 10, "cifar_epochs": 30,
+    "cifar_trajectories": 10, "cifar_val": 10, "cifar_test": 50, "cifar_tune_runs": 10, "cifar_meta_lr": 1e-3,
+    # shared: learning-rate grid of the baselines, Gaussian initialisations, Appendix B trace
+    "lr_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0],
+    "init_std": 0.01, "lstm_init_std": 0.1, "trace_steps": 32, "trace_coords": 2,
+}
+_L2L_SMOKE = dict(
+    _L2L_PAPER,
+    quad_meta_batch=32, quad_epochs=3, quad_trajectories=4, quad_val=32, quad_test=64, quad_tune_runs=32,
+    quad_meta_lr=1e-2,
+    mnist_steps=20, mnist_long_steps=40, mnist_unroll=10, mnist_meta_batch=2, mnist_epochs=2,
+    mnist_trajectories=2, mnist_val=2, mnist_test=4, mnist_tune_runs=2, mnist_meta_lr=3e-3,
+    sweep_hidden=[10, 40], sweep_layers=[1, 2], tune_per_architecture=False,
+    cifar_batch=32, cifar_steps=20, cifar_unroll=10, cifar_meta_batch=2, cifar_epochs=1, cifar_trajectories=2,
+    cifar_val=2, cifar_test=2, cifar_tune_runs=2,
+    lr_grid=[1e-2, 1e-1, 1.0], trace_steps=16,
+)
+PAPER_PROFILES = {"andrychowicz2016": {"smoke": _L2L_SMOKE, "paper": _L2L_PAPER}}
+PAPER_CHOICES = {"andrychowicz2016": {"dataset": ("MNIST", "FashionMNIST")}}

@@ -117,3 +117,15 @@ class Checkpointer:
     def clear(self) -> None:
         """Delete the checkpoint if present."""
         self.path.unlink(missing_ok=True)
+
+
+def cached_frame(store: ResultsStore, name: str, config: dict, compute) -> tuple[pd.DataFrame, bool]:
+    """Load result ``name`` if it was stored with this ``config``, else ``compute()`` and store it.
+
+    Returns ``(frame, reused)``. This is what lets figures be regenerated without retraining.
+    """
+    if store.has(name, config):
+        return store.load(name)[0], True
+    frame = compute()
+    store.save(name, frame, {"config": config})
+    return frame, False

@@ -1,0 +1,340 @@
+"""Micro-benchmarks of the L2L hot paths (Andrychowicz et al. 2016, MNIST MLP of §3.2).
+
+1. Step time of the learned LSTM optimizer vs one ADAM step on the MNIST MLP (n=1 and n=20 optimizees).
+2. Meta-training throughput (optimizee-steps/s) of ``train_on_trajectory``: 20 optimizees as one
+   batch vs the same 20 optimizees one at a time.
+3. Data path: a minibatch drawn by index on the device (``DeviceDataset.sample``) vs a
+   ``torch.utils.data.DataLoader`` over the same tensors.
+
+Every measurement is warmed up, synchronised on CUDA, timed with ``time.perf_counter`` and reported
+as the median over ``--repeats`` repeats.
+
+    L2L_DATA_DIR=/work/shared/data .venv/bin/python benchmarks/bench_l2l.py --device cpu [--quick] [--out bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from l2l_utils.data import DeviceDataset, load_image_dataset  # noqa: E402
+from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
+from l2l_utils.meta_training import MetaTrainConfig, train_on_trajectory  # noqa: E402
+from l2l_utils.rollout import loss_and_grads  # noqa: E402
+from l2l_utils.runtime import resolve_device  # noqa: E402
+from l2l_utils.tasks import ClassifierProblem, ClassifierTask, mlp  # noqa: E402
+
+BATCH_SIZE = 128
+SEED = 0
+
+
+def make_sync(device: torch.device):
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def time_per_call(fn, *, warmup: int, repeats: int, sync, target_s: float, max_calls: int,
+                  setup=None) -> dict:
+    """Median (over ``repeats``) seconds per call of ``fn``.
+
+    After ``warmup`` untimed calls, one timed call calibrates how many calls (1..``max_calls``) make
+    a repeat last about ``target_s``; every repeat then times that many calls back to back.
+    ``setup`` (untimed) runs before the warm-up and before every repeat, e.g. to reset parameters.
+    """
+    if setup is not None:
+        setup()
+    for _ in range(warmup):
+        fn()
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    first = time.perf_counter() - start
+    calls = int(max(1, min(max_calls, round(target_s / max(first, 1e-9)))))
+    samples = []
+    for _ in range(repeats):
+        if setup is not None:
+            setup()
+        sync()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync()
+        samples.append((time.perf_counter() - start) / calls)
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
+            "repeats": repeats, "calls_per_repeat": calls}
+
+
+# ------------------------------------------------------------------------------------------ 1. steps
+class LearnedStepper:
+    """One step of ``rollout.run_learned``: learned update under no_grad, then loss + gradient."""
+
+    def __init__(self, optimizer, problem):
+        self.optimizer, self.problem = optimizer, problem
+        self.reset()
+
+    def reset(self):
+        self.params = {k: v.detach().clone().requires_grad_() for k, v in self.problem.params0.items()}
+        self.state = self.optimizer.initial_state(self.params, self.problem.groups)
+        self.loss, self.grads = loss_and_grads(self.problem, self.params)
+
+    def step(self):
+        with torch.no_grad():
+            updates, self.state = self.optimizer(self.grads, self.state, self.problem.groups)
+            self.params = {k: (self.params[k] + updates[k]).requires_grad_() for k in self.params}
+        self.loss, self.grads = loss_and_grads(self.problem, self.params)
+
+
+class AdamStepper:
+    """One step of ``rollout.run_torch_optimizer`` with torch.optim.Adam: zero_grad, backward, step."""
+
+    def __init__(self, problem, lr: float = 1e-3):
+        self.problem, self.lr = problem, lr
+        self.reset()
+
+    def reset(self):
+        self.params = {k: v.detach().clone().requires_grad_() for k, v in self.problem.params0.items()}
+        self.opt = torch.optim.Adam(list(self.params.values()), lr=self.lr)
+
+    def step(self):
+        self.opt.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = self.problem.loss(self.params)
+            loss.sum().backward()
+        self.opt.step()
+
+
+def bench_steps(task, device, sync, args) -> list[dict]:
+    rows = []
+    for n in args.step_sizes:
+        gen = torch.Generator().manual_seed(SEED + n)
+        problem = task.sample(n, gen)
+        optimizer = LSTMOptimizer(preprocess_p=10, output_scale=0.1).to(device)
+        learned, adam = LearnedStepper(optimizer, problem), AdamStepper(problem)
+        kw = dict(warmup=args.warmup_steps, repeats=args.repeats, sync=sync, target_s=args.target_s,
+                  max_calls=args.max_step_calls)
+        t_learned = time_per_call(learned.step, setup=learned.reset, **kw)
+        t_adam = time_per_call(adam.step, setup=adam.reset, **kw)
+        rows.append({"optimizees": n, "coordinates": n * task.num_params,
+                     "learned_ms": 1e3 * t_learned["median_s"], "adam_ms": 1e3 * t_adam["median_s"],
+                     "ratio": t_learned["median_s"] / t_adam["median_s"],
+                     "learned_detail": t_learned, "adam_detail": t_adam})
+    return rows
+
+
+# ---------------------------------------------------------------------------------- 2. meta-training
+def bench_meta(task, device, sync, args) -> dict:
+    cfg_batch = MetaTrainConfig(steps=args.meta_steps, unroll=args.meta_unroll, meta_batch=args.meta_n)
+    cfg_single = MetaTrainConfig(steps=args.meta_steps, unroll=args.meta_unroll, meta_batch=1)
+    problem = task.sample(args.meta_n, torch.Generator().manual_seed(SEED + 100))
+    # the same optimizees, one problem each (own minibatch stream, as sampling would give them)
+    singles = [ClassifierProblem(task, {k: v[i:i + 1] for k, v in problem.params0.items()},
+                                 torch.Generator(device=device).manual_seed(SEED + 200 + i))
+               for i in range(args.meta_n)]
+    optimizer = LSTMOptimizer(preprocess_p=10, output_scale=0.1).to(device)
+    meta_opt = torch.optim.Adam(optimizer.parameters(), lr=cfg_batch.meta_lr)
+    diverged = {"batched": 0, "one_at_a_time": 0}
+
+    def batched():
+        _, broke = train_on_trajectory(optimizer, meta_opt, problem, cfg_batch)
+        diverged["batched"] += broke
+
+    def one_at_a_time():
+        for single in singles:
+            _, broke = train_on_trajectory(optimizer, meta_opt, single, cfg_single)
+            diverged["one_at_a_time"] += broke
+
+    # warm-up: short trajectories of both shapes (allocator, kernels), then the timed full ones
+    warm = MetaTrainConfig(steps=2, unroll=2)
+    train_on_trajectory(optimizer, meta_opt, problem, warm)
+    train_on_trajectory(optimizer, meta_opt, singles[0], warm)
+    kw = dict(warmup=0, repeats=args.meta_repeats, sync=sync, target_s=0.0, max_calls=1)
+    t_batched = time_per_call(batched, **kw)
+    t_single = time_per_call(one_at_a_time, **kw)
+    opt_steps = args.meta_n * args.meta_steps  # optimizee-steps per timed call, in both variants
+    return {"optimizees": args.meta_n, "steps": args.meta_steps, "unroll": args.meta_unroll,
+            "optimizee_steps_per_call": opt_steps,
+            "batched_s": t_batched["median_s"], "one_at_a_time_s": t_single["median_s"],
+            "batched_steps_per_s": opt_steps / t_batched["median_s"],
+            "one_at_a_time_steps_per_s": opt_steps / t_single["median_s"],
+            "speedup": t_single["median_s"] / t_batched["median_s"], "diverged_trajectories": diverged,
+            "batched_detail": t_batched, "one_at_a_time_detail": t_single}
+
+
+# ----------------------------------------------------------------------------------------- 3. data
+def bench_data(dataset: DeviceDataset, device, sync, args) -> list[dict]:
+    gen = torch.Generator(device=device).manual_seed(SEED)
+    kw = dict(warmup=args.data_warmup, repeats=args.repeats, sync=sync, target_s=args.target_s,
+              max_calls=args.max_data_calls)
+
+    def device_sample():
+        x, y = dataset.sample(BATCH_SIZE, gen)
+        return x, y
+
+    def loader_fn(tensors, to_device: bool, pin: bool):
+        loader = DataLoader(TensorDataset(*tensors), batch_size=BATCH_SIZE, shuffle=True, num_workers=0,
+                            pin_memory=pin, generator=torch.Generator().manual_seed(SEED))
+        it = iter(loader)
+
+        def next_batch():
+            nonlocal it
+            try:
+                x, y = next(it)
+            except StopIteration:  # new epoch: the reshuffle cost is part of the per-batch average
+                it = iter(loader)
+                x, y = next(it)
+            if to_device:
+                x, y = x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
+            return x, y
+
+        return next_batch
+
+    rows = [{"method": "DeviceDataset.sample (index on device)",
+             **_us(time_per_call(device_sample, **kw))},
+            {"method": "DataLoader(TensorDataset on device, shuffle)",
+             **_us(time_per_call(loader_fn((dataset.inputs, dataset.targets), False, False), **kw))}]
+    if device.type == "cuda":
+        cpu = (dataset.inputs.cpu(), dataset.targets.cpu())
+        rows.append({"method": "DataLoader(TensorDataset on CPU, pinned) + .to(device)",
+                     **_us(time_per_call(loader_fn(cpu, True, True), **kw))})
+    base = rows[0]["us_per_batch"]
+    for row in rows:
+        row["relative_to_device_sample"] = row["us_per_batch"] / base
+    return rows
+
+
+def _us(t: dict) -> dict:
+    return {"us_per_batch": 1e6 * t["median_s"], "detail": t}
+
+
+# ------------------------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<index> (default: auto)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
+    p.add_argument("--out", type=Path, default=None, help="optional JSON file for the results")
+    p.add_argument("--quick", action="store_true", help="short run (< 60 s on 2 CPU cores)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $L2L_DATA_DIR, else ./data)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice); 1 is steadier on a busy machine")
+    args = p.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
+    # sizes of each measurement. --quick keeps the optimizee problem sizes but times fewer calls and
+    # meta-trains on short trajectories (steps = unroll = 5) so that it fits in a minute on 2 CPU cores.
+    args.step_sizes = (1, 20)
+    args.meta_n = 20
+    if args.quick:
+        args.repeats = args.repeats or 3
+        args.meta_steps = args.meta_unroll = 5
+        args.meta_repeats = 1
+        args.target_s, args.warmup_steps, args.max_step_calls = 0.2, 2, 20
+        args.data_warmup, args.max_data_calls = 20, 200
+    else:
+        args.repeats = args.repeats or 5
+        args.meta_steps = args.meta_unroll = 20
+        args.meta_repeats = max(1, min(args.repeats, 2))  # meta-training dominates the run time
+        args.target_s, args.warmup_steps, args.max_step_calls = 1.0, 5, 100
+        args.data_warmup, args.max_data_calls = 100, 1000
+    return args
+
+
+def _load_average():
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {"device": str(device), "device_name": name, "torch": torch.__version__,
+            "python": platform.python_version(), "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "cuda_available": torch.cuda.is_available(),
+            "load_average_start": _load_average()}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    sync = make_sync(device)
+    torch.manual_seed(SEED)
+    t0 = time.perf_counter()
+    env = environment(device)
+    print(f"device: {env['device']} ({env['device_name']}), torch {env['torch']}, "
+          f"threads {env['threads']}, {'quick' if args.quick else 'full'} run, repeats {args.repeats}")
+    load = env["load_average_start"]
+    if load is not None and device.type == "cpu" and load[0] > (os.cpu_count() or 1) - 0.5:
+        print(f"WARNING: 1-min load average {load[0]:.2f} on {os.cpu_count()} CPUs: other processes compete "
+              f"for the cores and CPU timings will be inflated (try --threads 1)")
+
+    data = load_image_dataset("MNIST", "train", data_dir=args.data_dir)
+    dataset = DeviceDataset.from_image_data(data, device, flatten=True)  # on the device once
+    task = ClassifierTask(mlp(dataset.inputs.shape[1], [20], 10, "sigmoid"), dataset, batch_size=BATCH_SIZE)
+
+    steps = bench_steps(task, device, sync, args)
+    print(f"\n1. Step time, MNIST MLP (1x20 sigmoid, {task.num_params} params/optimizee, batch {BATCH_SIZE});"
+          f" median ms/step")
+    print(f"   {'optimizees':>10} {'coords':>8} {'LSTM opt':>10} {'ADAM':>10} {'LSTM/ADAM':>10}")
+    for r in steps:
+        print(f"   {r['optimizees']:>10} {r['coordinates']:>8} {r['learned_ms']:>10.3f} {r['adam_ms']:>10.3f}"
+              f" {r['ratio']:>9.2f}x")
+    print("   (target on GPU: LSTM/ADAM <= 2x)")
+
+    meta = bench_meta(task, device, sync, args)
+    print(f"\n2. Meta-training throughput, train_on_trajectory (steps={meta['steps']}, unroll={meta['unroll']}),"
+          f" {meta['optimizees']} optimizees")
+    print(f"   {'variant':<32} {'s/call':>9} {'opt-steps/s':>12}")
+    print(f"   {'one batch (meta_batch=' + str(meta['optimizees']) + ')':<32} {meta['batched_s']:>9.3f}"
+          f" {meta['batched_steps_per_s']:>12.1f}")
+    print(f"   {'one at a time (' + str(meta['optimizees']) + 'x meta_batch=1)':<32}"
+          f" {meta['one_at_a_time_s']:>9.3f} {meta['one_at_a_time_steps_per_s']:>12.1f}")
+    print(f"   speed-up of batching: {meta['speedup']:.2f}x (target on GPU >= 5x);"
+          f" diverged trajectories: {meta['diverged_trajectories']}")
+
+    data_rows = bench_data(dataset, device, sync, args)
+    print(f"\n3. Data path, one minibatch of {BATCH_SIZE} from MNIST train ({len(dataset)} examples); median us/batch")
+    for r in data_rows:
+        print(f"   {r['method']:<56} {r['us_per_batch']:>10.1f} us  ({r['relative_to_device_sample']:.1f}x)")
+
+    total = time.perf_counter() - t0
+    print(f"\ntotal wall time: {total:.1f} s")
+    env["load_average_end"] = _load_average()
+    result = {"environment": env, "quick": args.quick, "repeats": args.repeats,
+              "step_time": steps, "meta_training": meta, "data_path": data_rows, "wall_time_s": total}
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

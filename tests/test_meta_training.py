@@ -1,0 +1,280 @@
+"""Truncated-BPTT meta-training pinned to Andrychowicz et al. 2016 §2 (Eq. 3, Fig. 2)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from l2l_utils.learned_optimizers import LSTMOptimizer
+from l2l_utils.meta_training import MetaTrainConfig, meta_train, train_on_trajectory, truncated_meta_loss
+from l2l_utils.results import Checkpointer
+from l2l_utils.rollout import loss_and_grads
+from l2l_utils.tasks import QuadraticTask
+
+UNROLL = 3
+
+
+class QuarticProblem:
+    """f(θ) = Σ θ⁴ per run: its Hessian 12 θ² depends on θ (duck-typed problem interface)."""
+
+    def __init__(self, theta0: torch.Tensor):
+        self.params0 = {"theta": theta0}
+        self.groups = {"theta": "all"}
+
+    def loss(self, params):
+        return params["theta"].pow(4).sum(-1)
+
+
+def _quadratic_problem():
+    problem = QuadraticTask(dim=3, init_std=0.5).sample(2, torch.Generator().manual_seed(0))
+    problem.W, problem.y = problem.W.double(), problem.y.double()
+    problem.params0 = {k: v.double() for k, v in problem.params0.items()}
+    return problem
+
+
+def _quartic_problem():
+    theta0 = torch.randn(2, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return QuarticProblem(theta0)
+
+
+def _optimizer(preprocess_p):
+    torch.manual_seed(5)
+    # larger output scale than the default so that the trajectory moves appreciably in 3 steps
+    return LSTMOptimizer(preprocess_p=preprocess_p, output_scale=1.0).double()
+
+
+def _library_meta_gradient(opt, problem):
+    params = {k: v.detach().clone().requires_grad_() for k, v in problem.params0.items()}
+    state = opt.initial_state(params, problem.groups)
+    loss, grads = loss_and_grads(problem, params)
+    meta_loss, *_ = truncated_meta_loss(opt, problem, params, state, loss, grads, UNROLL)
+    return meta_loss.detach(), torch.autograd.grad(meta_loss, list(opt.parameters()))
+
+
+def _gradient(problem, theta, create_graph):
+    if not theta.requires_grad:
+        theta = theta.requires_grad_()
+    loss = problem.loss({"theta": theta})
+    (g,) = torch.autograd.grad(loss.sum(), [theta], create_graph=create_graph)
+    return g
+
+
+def _reference_meta_gradient_constant_grads(opt, problem):
+    """(a) Precompute ∇_0..∇_{U-1} along the same trajectory, then unroll feeding them as constants."""
+    theta = problem.params0["theta"].detach().clone()
+    state = opt.initial_state({"theta": theta}, problem.groups)
+    constants = []
+    with torch.no_grad():
+        for _ in range(UNROLL):
+            with torch.enable_grad():
+                g = _gradient(problem, theta.clone(), create_graph=False).detach()
+            constants.append(g)
+            upd, state = opt({"theta": g}, state, problem.groups)
+            theta = theta + upd["theta"]
+    theta = problem.params0["theta"].detach().clone()
+    state = opt.initial_state({"theta": theta}, problem.groups)
+    meta_loss = 0.0
+    for g in constants:
+        upd, state = opt({"theta": g}, state, problem.groups)
+        theta = theta + upd["theta"]
+        meta_loss = meta_loss + problem.loss({"theta": theta}).mean()
+    return meta_loss.detach(), torch.autograd.grad(meta_loss, list(opt.parameters()))
+
+
+def _reference_meta_gradient_second_order(opt, problem):
+    """(b) The full gradient, keeping the dashed edges of Fig. 2 (∂∇_t/∂φ ≠ 0)."""
+    theta = problem.params0["theta"].detach().clone().requires_grad_()
+    state = opt.initial_state({"theta": theta}, problem.groups)
+    meta_loss = 0.0
+    for _ in range(UNROLL):
+        g = _gradient(problem, theta, create_graph=True)
+        upd, state = opt({"theta": g}, state, problem.groups)
+        theta = theta + upd["theta"]
+        meta_loss = meta_loss + problem.loss({"theta": theta}).mean()
+    return meta_loss.detach(), torch.autograd.grad(meta_loss, list(opt.parameters()))
+
+
+def _flat(grads):
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+@pytest.mark.parametrize("make_problem", [_quadratic_problem, _quartic_problem], ids=["quadratic", "quartic"])
+@pytest.mark.parametrize("preprocess_p", [None, 10.0])
+def test_meta_gradient_has_no_second_order_term(make_problem, preprocess_p):
+    problem = make_problem()
+    opt = _optimizer(preprocess_p)
+    value, library = _library_meta_gradient(opt, problem)
+    value_a, const = _reference_meta_gradient_constant_grads(opt, problem)
+    value_b, second = _reference_meta_gradient_second_order(opt, problem)
+    # same forward values in all three
+    torch.testing.assert_close(value, value_a, rtol=1e-10, atol=0)
+    torch.testing.assert_close(value, value_b, rtol=1e-10, atol=0)
+    library, const, second = _flat(library), _flat(const), _flat(second)
+    assert library.abs().max() > 1e-6
+    # (a) gradients enter as constants: ∂∇_t/∂φ = 0
+    torch.testing.assert_close(library, const, rtol=1e-6, atol=1e-6 * library.abs().max().item())
+    # (b) the second-order meta-gradient is a different quantity. On the quadratic the dropped term
+    # is small (the random LSTM is nearly insensitive to its input) but far above (a)'s tolerance;
+    # on θ⁴, whose Hessian depends on θ, it is large.
+    gap = 1e-3 if make_problem is _quartic_problem else 2e-5
+    assert (library - second).abs().max() > gap * second.abs().max()
+
+
+def test_loss_and_grads_returns_constant_gradients():
+    problem = _quartic_problem()
+    theta = problem.params0["theta"].clone().requires_grad_()
+    loss, grads = loss_and_grads(problem, {"theta": theta})
+    assert loss.requires_grad and not grads["theta"].requires_grad
+    torch.testing.assert_close(grads["theta"], 4 * theta.detach() ** 3)
+
+
+# ------------------------------------------------------------------------------------ w_t = 1 (Eq. 3)
+@pytest.mark.parametrize("make_problem", [_quadratic_problem, _quartic_problem], ids=["quadratic", "quartic"])
+def test_meta_loss_is_unweighted_sum_of_mean_losses_at_theta_1_to_unroll(make_problem):
+    problem = make_problem()
+    opt = _optimizer(10.0)
+    unroll = 4
+    params = {k: v.detach().clone().requires_grad_() for k, v in problem.params0.items()}
+    state = opt.initial_state(params, problem.groups)
+    loss0, grads = loss_and_grads(problem, params)
+    meta_loss, params_end, _, loss_end, _ = truncated_meta_loss(opt, problem, params, state, loss0, grads, unroll)
+
+    # independent loop: θ_{t+1} = θ_t + g_t, losses at θ_1 .. θ_unroll, averaged over runs, w_t = 1
+    theta = problem.params0["theta"].detach().clone()
+    ref_state = opt.initial_state({"theta": theta}, problem.groups)
+    per_step = []
+    with torch.no_grad():
+        for _ in range(unroll):
+            with torch.enable_grad():
+                g = _gradient(problem, theta.clone(), create_graph=False).detach()
+            upd, ref_state = opt({"theta": g}, ref_state, problem.groups)
+            theta = theta + upd["theta"]
+            per_step.append(problem.loss({"theta": theta}).mean().item())
+    assert meta_loss.item() == pytest.approx(math.fsum(per_step), rel=1e-10)
+    # f(θ_0) is not part of the objective (Eq. 3 sums t = 1..T)
+    assert meta_loss.item() != pytest.approx(math.fsum(per_step) + loss0.mean().item(), rel=1e-6)
+    torch.testing.assert_close(params_end["theta"].detach(), theta)
+    torch.testing.assert_close(loss_end.detach(), problem.loss({"theta": theta}))
+
+
+# ---------------------------------------------------------------------- determinism and resume
+TINY = MetaTrainConfig(steps=6, unroll=3, meta_batch=4, epochs=3, trajectories_per_epoch=2,
+                       val_problems=4, meta_lr=1e-2, seed=0)
+
+
+def _fresh_optimizer():
+    torch.manual_seed(123)
+    return LSTMOptimizer(preprocess_p=None)
+
+
+def _weights(opt):
+    return {k: v.detach().clone() for k, v in opt.state_dict().items()}
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    opt = _fresh_optimizer()
+    before = _weights(opt)
+    result = meta_train(opt, QuadraticTask(dim=3), TINY, progress=False)
+    return result, _weights(opt), before
+
+
+def test_meta_train_runs_and_changes_weights(uninterrupted):
+    result, weights, before = uninterrupted
+    assert list(result.history["epoch"]) == [1, 2, 3]
+    assert np.isfinite(result.history["train_meta_loss"]).all()
+    assert (result.history["diverged_trajectories"] == 0).all()
+    assert result.best_epoch in (1, 2, 3)
+    assert result.best_val == result.history["val_final_loss"].min()
+    assert any(not torch.equal(weights[k], before[k]) for k in weights)
+
+
+def test_meta_train_is_deterministic(uninterrupted):
+    result, weights, _ = uninterrupted
+    opt = _fresh_optimizer()
+    again = meta_train(opt, QuadraticTask(dim=3), TINY, progress=False)
+    pd.testing.assert_frame_equal(again.history, result.history, check_exact=True)
+    assert (again.best_epoch, again.best_val) == (result.best_epoch, result.best_val)
+    _assert_same_weights(_weights(opt), weights)
+
+
+def test_interrupted_meta_train_resumes_to_identical_result(uninterrupted, tmp_path):
+    result, weights, _ = uninterrupted
+    checkpointer = Checkpointer(tmp_path / "meta.pt")
+
+    def stop_after_first(epoch):
+        if epoch == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        meta_train(_fresh_optimizer(), QuadraticTask(dim=3), TINY, checkpointer=checkpointer,
+                   progress=False, on_epoch_end=stop_after_first)
+    saved = checkpointer.load()
+    assert saved is not None and saved["epoch"] == 1
+
+    seen = []
+    opt = _fresh_optimizer()
+    resumed = meta_train(opt, QuadraticTask(dim=3), TINY, checkpointer=checkpointer, progress=False,
+                         on_epoch_end=seen.append)
+    assert seen == [2, 3]  # epoch 1 was not redone
+    pd.testing.assert_frame_equal(resumed.history, result.history, check_exact=True)
+    assert (resumed.best_epoch, resumed.best_val) == (result.best_epoch, result.best_val)
+    _assert_same_weights(_weights(opt), weights)
+
+
+# ------------------------------------------------------------------------------- divergence
+class _NaNTask:
+    """Problems whose loss becomes NaN after ``nan_after`` loss evaluations (0: always NaN)."""
+
+    def __init__(self, nan_after: int):
+        self.nan_after = nan_after
+
+    def sample(self, n, generator):
+        theta0 = torch.randn(n, 3, generator=generator)
+        task = self
+
+        class Problem:
+            params0 = {"theta": theta0}
+            groups = {"theta": "all"}
+            calls = 0
+
+            def loss(self, params):
+                self.calls += 1
+                value = params["theta"].pow(2).sum(-1)
+                if self.calls > task.nan_after:
+                    value = value * float("nan")
+                return value
+
+        return Problem()
+
+
+@pytest.mark.parametrize("nan_after", [0, 4])  # 4: the first truncation of 3 steps is finite
+def test_non_finite_meta_loss_is_recorded_not_raised(nan_after):
+    cfg = MetaTrainConfig(steps=6, unroll=3, meta_batch=2, epochs=2, trajectories_per_epoch=2,
+                          val_problems=2, meta_lr=1e-2)
+    opt = _fresh_optimizer()
+    result = meta_train(opt, _NaNTask(nan_after), cfg, progress=False)
+    assert list(result.history["diverged_trajectories"]) == [2, 2]
+    assert result.history["train_meta_loss"].isna().all()
+    assert all(torch.isfinite(p).all() for p in opt.parameters())
+
+
+def test_train_on_trajectory_reports_divergence():
+    opt = _fresh_optimizer()
+    meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-2)
+    problem = _NaNTask(4).sample(2, torch.Generator().manual_seed(0))
+    value, diverged = train_on_trajectory(opt, meta_opt, problem, TINY)
+    assert diverged and math.isnan(value)
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in opt.parameters())
