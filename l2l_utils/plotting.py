@@ -7,8 +7,6 @@ import io
 from pathlib import Path
 
 import matplotlib
-
-import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .comparison import divergence_counts, mean_curves
@@ -59,4 +57,15 @@ def save_figure(fig, figures_dir, name: str) -> list[Path]:
     return paths
 
 
-__all__ = ["paper_style", "profile_title", "plot_learning_curves", "save_figure", "plt"]
+
+
+def plot_final_losses(ax, frame, x: str, title: str = ""):
+    """Final loss against an architecture size (Fig. 6): one line per optimizer, log-log axes."""
+    for name, group in frame.groupby("optimizer"):
+        group = group.sort_values(x)
+        ax.plot(group[x], group["final_loss"], marker="o", label=name, color=COLOURS.get(name),
+                linestyle="--" if name in HAND_DESIGNED else "-")
+    ax.set(xscale="log", yscale="log", xlabel=x.replace("_", " ") + " units" if x == "hidden" else x,
+           ylabel="final loss", title=title)
+    ax.legend(fontsize=8)
+    return ax

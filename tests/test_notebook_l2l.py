@@ -58,9 +58,10 @@ def test_bad_parameters_fail_before_compute(tmp_path, parameters, fragment):
     assert not (tmp_path / "results").exists()  # nothing was computed or written
 
 
-def test_missing_data_reports_not_run_and_rest_runs(tmp_path):
+def test_missing_data_reports_not_run_and_rest_runs(tmp_path, monkeypatch):
     empty = tmp_path / "empty-data"
     empty.mkdir()
+    monkeypatch.setenv("L2L_CACHE_DIR", str(tmp_path / "cache"))  # no staged copies from earlier runs either
     execute(tmp_path, data_dir=str(empty), overrides={"quad_epochs": 1, "quad_test": 8})
     claims = pd.read_csv(tmp_path / "results" / "claims.csv").set_index("claim")
     assert claims.loc["Fig. 4 centre", "verdict"] == "not run: MNIST data missing"
