@@ -22,10 +22,9 @@ def paper_style():
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "axes.titlesize": 11})
 
 
-def profile_title(title: str, profile: str, dataset_note: str = "") -> str:
-    """Figure titles carry the profile (smoke figures say "smoke profile") and any data note."""
-    extra = f" — {dataset_note}" if dataset_note else ""
-    return f"{title} ({profile} profile{extra})"
+def profile_title(title: str, profile: str, note: str = "") -> str:
+    """Figure titles carry the profile (smoke figures say "smoke profile") and any note (overrides, data)."""
+    return f"{title} ({profile} profile{', ' + note if note else ''})"
 
 
 def plot_learning_curves(ax, frame, title: str = "", logy: bool = True, steps: tuple | None = None):

@@ -1,7 +1,6 @@
 """Tests for l2l_utils.data (real MNIST from $L2L_DATA_DIR, CIFAR-10 format on small files)."""
 
 import os
-import pickle
 from pathlib import Path
 from urllib.error import URLError
 
@@ -10,6 +9,8 @@ import pytest
 import torch
 
 from l2l_utils import data as D
+
+from conftest import write_cifar10
 
 
 @pytest.fixture(autouse=True)
@@ -68,27 +69,9 @@ def test_failed_download_is_reported(tmp_path, monkeypatch):
 
 @pytest.fixture
 def cifar_root(tmp_path):
-    """Small files in CIFAR-10's on-disk format: 5 train batches of 4 images, a test batch of 6.
-
-    The originals are Python 2 pickles (protocol 2) with str keys, read by torchvision with
-    ``encoding="latin1"`` (``b"data"`` only when read with ``encoding="bytes"``).
-    """
-    rng = np.random.default_rng(0)
+    """Small files in CIFAR-10's on-disk format: 5 train batches of 4 images, a test batch of 6."""
     folder = tmp_path / "cifar" / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    written = {}
-    for i, fname in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
-        n = 6 if fname == "test_batch" else 4
-        arr = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        labels = [(i * 4 + j) % 10 for j in range(n)]
-        with open(folder / fname, "wb") as f:
-            pickle.dump({"batch_label": fname, "labels": labels, "data": arr,
-                         "filenames": ["x.png"] * n}, f, protocol=2)
-        written[fname] = (arr, labels)
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": names, "num_cases_per_batch": 4}, f, protocol=2)
-    return folder.parent, written
+    return folder.parent, write_cifar10(folder)
 
 
 def test_cifar10_format(cifar_root):

@@ -1,0 +1,30 @@
+"""Shared test helpers."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_cifar10(folder: Path, per_batch: int = 4, test_size: int = 6, seed: int = 0) -> dict:
+    """Write small files in CIFAR-10's on-disk format (``cifar-10-batches-py``) into ``folder``.
+
+    The originals are Python 2 pickles (protocol 2) with str keys, read by torchvision with
+    ``encoding="latin1"``. Returns ``{file name: (uint8 array (n, 3072), labels)}``.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for i, fname in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        n = test_size if fname == "test_batch" else per_batch
+        arr = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = [(i * per_batch + j) % 10 for j in range(n)]
+        with open(folder / fname, "wb") as f:
+            pickle.dump({"batch_label": fname, "labels": labels, "data": arr, "filenames": ["x.png"] * n}, f,
+                        protocol=2)
+        written[fname] = (arr, labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": CIFAR_NAMES, "num_cases_per_batch": per_batch}, f, protocol=2)
+    return written
