@@ -9,7 +9,7 @@
 Every measurement is warmed up, synchronised on CUDA, timed with ``time.perf_counter`` and reported
 as the median over ``--repeats`` repeats.
 
-    L2L_DATA_DIR=/work/shared/data .venv/bin/python benchmarks/bench_l2l.py --device cpu [--quick] [--out bench.json]
+    L2L_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_l2l.py --device cpu [--quick] [--out bench.json]
 """
 
 from __future__ import annotations

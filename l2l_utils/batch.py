@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .claims import frame_to_markdown, gather_claims, write_summary
+from .runtime import project_root
 
 # short name (also the figures folder name) -> notebook path relative to the project root
 NOTEBOOKS = {
@@ -16,12 +17,11 @@ NOTEBOOKS = {
 
 
 def find_root(start=None) -> Path:
-    """Walk up from ``start`` (default: cwd) to the folder holding pyproject.toml."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in [here, *here.parents]:
-        if (folder / "pyproject.toml").exists():
-            return folder
-    raise FileNotFoundError(f"no pyproject.toml in {here} or any parent; pass --root")
+    """The project root (folder with pyproject.toml and l2l_utils/) above ``start`` (default: cwd)."""
+    root = project_root(start)
+    if not (root / "pyproject.toml").exists():
+        raise FileNotFoundError(f"no pyproject.toml in {root} or any parent; pass --root")
+    return root
 
 
 def parse_parameter(text: str) -> tuple[str, object]:

@@ -100,3 +100,8 @@ def outperform_verdict(stats: dict) -> str:
     if stats["mean_ratio"] < 1:
         return "partly: lower loss on average over the run, but not at the last step"
     return "not reproduced"
+
+
+def at_grid_edge(best: Mapping[str, float], grid: Sequence[float]) -> list[str]:
+    """Baselines whose tuned learning rate is the smallest or largest of the grid (the grid may be too narrow)."""
+    return [name for name, lr in best.items() if lr in (min(grid), max(grid))]

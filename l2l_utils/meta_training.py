@@ -11,7 +11,7 @@ stopping on the final validation loss, §3).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +149,23 @@ def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: 
     store.save(f"{stem}-history", result.history, {"config": config, "best_epoch": result.best_epoch})
     checkpointer.clear()
     return result.history, False
+
+
+def random_search_meta_lr(make_optimizer, task, cfg: MetaTrainConfig, trials: int, search_epochs: int,
+                          bounds: tuple[float, float], results_dir, name: str, setting: dict,
+                          progress: bool = True) -> tuple[float, pd.DataFrame]:
+    """Choose Adam's meta learning rate by random search (§3: "a learning rate chosen by random search").
+
+    ``trials`` rates are drawn log-uniformly from ``bounds`` (seeded by ``cfg.seed``); each meta-trains a
+    fresh optimizer from ``make_optimizer()`` for ``search_epochs`` epochs, and the rate with the lowest
+    validation loss wins. Every trial is cached like a full run.
+    """
+    low, high = np.log10(bounds[0]), np.log10(bounds[1])
+    rates = 10 ** np.random.default_rng(cfg.seed).uniform(low, high, trials)
+    rows = []
+    for rate in rates:
+        trial = replace(cfg, meta_lr=float(rate), epochs=search_epochs)
+        history, _ = meta_train_cached(make_optimizer(), task, trial, results_dir, f"{name}-search", setting, progress)
+        rows.append({"meta_lr": float(rate), "best_val_final_loss": float(history["val_final_loss"].min())})
+    table = pd.DataFrame(rows).sort_values("meta_lr", ignore_index=True)
+    return float(table.loc[table["best_val_final_loss"].idxmin(), "meta_lr"]), table

@@ -51,7 +51,8 @@ def save_figure(fig, figures_dir, name: str) -> list[Path]:
     paths = []
     for ext in ("png", "pdf"):
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=ext, bbox_inches="tight")
+        stamp = {"CreationDate": None} if ext == "pdf" else {}  # no timestamp: same figure, same bytes
+        fig.savefig(buffer, format=ext, bbox_inches="tight", metadata=stamp)
         paths.append(atomic_write_bytes(Path(figures_dir) / f"{name}.{ext}", buffer.getvalue()))
     return paths
 

@@ -121,7 +121,9 @@ _L2L_PAPER = {
     "cifar_batch": 128, "cifar_steps": 100, "cifar_unroll": 20, "cifar_meta_batch": 10, "cifar_epochs": 30,
     "cifar_trajectories": 10, "cifar_val": 10, "cifar_test": 50, "cifar_tune_runs": 10, "cifar_meta_lr": 1e-3,
     # shared: learning-rate grid of the baselines, Gaussian initialisations, Appendix B trace
-    "lr_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0],
+    "lr_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0],
+    # §3: Adam's learning rate "chosen by random search" (trials and their length are ours)
+    "meta_lr_search": True, "meta_lr_trials": 8, "meta_lr_search_epochs": 5, "meta_lr_bounds": [1e-4, 1e-2],
     "init_std": 0.01, "lstm_init_std": 0.1, "trace_steps": 32, "trace_coords": 2,
 }
 _L2L_SMOKE = dict(
@@ -133,7 +135,7 @@ _L2L_SMOKE = dict(
     sweep_hidden=[10, 40], sweep_layers=[1, 2], tune_per_architecture=False,
     cifar_batch=32, cifar_steps=20, cifar_unroll=10, cifar_meta_batch=2, cifar_epochs=1, cifar_trajectories=2,
     cifar_val=2, cifar_test=2, cifar_tune_runs=2,
-    lr_grid=[1e-2, 1e-1, 1.0], trace_steps=16,
+    lr_grid=[1e-2, 1e-1, 1.0], trace_steps=16, meta_lr_trials=2, meta_lr_search_epochs=1,
 )
 PAPER_PROFILES = {"andrychowicz2016": {"smoke": _L2L_SMOKE, "paper": _L2L_PAPER}}
 PAPER_CHOICES = {"andrychowicz2016": {"dataset": ("MNIST", "FashionMNIST")}}

@@ -278,3 +278,25 @@ def test_train_on_trajectory_reports_divergence():
     value, diverged = train_on_trajectory(opt, meta_opt, problem, TINY)
     assert diverged and math.isnan(value)
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in opt.parameters())
+
+
+def test_random_search_picks_the_rate_with_the_best_validation_loss_and_caches_trials(tmp_path):
+    """§3: the meta learning rate is chosen by random search; the winner has the lowest validation loss."""
+    from l2l_utils.meta_training import meta_train_cached, random_search_meta_lr
+
+    setting = {"task": "tiny-quadratic"}
+    best, table = random_search_meta_lr(_fresh_optimizer, QuadraticTask(dim=3), TINY, trials=3, search_epochs=1,
+                                        bounds=(1e-4, 1e-1), results_dir=tmp_path, name="q", setting=setting,
+                                        progress=False)
+    assert len(table) == 3 and table["meta_lr"].between(1e-4, 1e-1).all()
+    assert best == table.loc[table["best_val_final_loss"].idxmin(), "meta_lr"]
+    # each trial equals a plain one-epoch meta-training at that rate from the same initial weights
+    from dataclasses import replace
+    rate = float(table["meta_lr"].iloc[0])
+    opt = _fresh_optimizer()
+    expected = meta_train(opt, QuadraticTask(dim=3), replace(TINY, meta_lr=rate, epochs=1), progress=False)
+    assert expected.best_val == pytest.approx(table["best_val_final_loss"].iloc[0], rel=1e-6)
+    # trials are stored: asking again reuses them
+    _, reused = meta_train_cached(_fresh_optimizer(), QuadraticTask(dim=3), replace(TINY, meta_lr=rate, epochs=1),
+                                  tmp_path, "q-search", setting, progress=False)
+    assert reused
