@@ -61,18 +61,25 @@ def _gradient(problem, theta, create_graph):
     return g
 
 
-def _reference_meta_gradient_constant_grads(opt, problem):
-    """(a) Precompute ∇_0..∇_{U-1} along the same trajectory, then unroll feeding them as constants."""
+def _reference_trajectory(opt, problem, steps):
+    """Independent loop without meta-graph: gradients ∇_0.., mean losses at θ_1..θ_steps, and θ_steps."""
     theta = problem.params0["theta"].detach().clone()
     state = opt.initial_state({"theta": theta}, problem.groups)
-    constants = []
+    gradients, losses = [], []
     with torch.no_grad():
-        for _ in range(UNROLL):
+        for _ in range(steps):
             with torch.enable_grad():
                 g = _gradient(problem, theta.clone(), create_graph=False).detach()
-            constants.append(g)
+            gradients.append(g)
             upd, state = opt({"theta": g}, state, problem.groups)
             theta = theta + upd["theta"]
+            losses.append(problem.loss({"theta": theta}).mean().item())
+    return gradients, losses, theta
+
+
+def _reference_meta_gradient_constant_grads(opt, problem):
+    """(a) Precompute ∇_0..∇_{U-1} along the same trajectory, then unroll feeding them as constants."""
+    constants, _, _ = _reference_trajectory(opt, problem, UNROLL)
     theta = problem.params0["theta"].detach().clone()
     state = opt.initial_state({"theta": theta}, problem.groups)
     meta_loss = 0.0
@@ -142,16 +149,7 @@ def test_meta_loss_is_unweighted_sum_of_mean_losses_at_theta_1_to_unroll(make_pr
     meta_loss, params_end, _, loss_end, _ = truncated_meta_loss(opt, problem, params, state, loss0, grads, unroll)
 
     # independent loop: θ_{t+1} = θ_t + g_t, losses at θ_1 .. θ_unroll, averaged over runs, w_t = 1
-    theta = problem.params0["theta"].detach().clone()
-    ref_state = opt.initial_state({"theta": theta}, problem.groups)
-    per_step = []
-    with torch.no_grad():
-        for _ in range(unroll):
-            with torch.enable_grad():
-                g = _gradient(problem, theta.clone(), create_graph=False).detach()
-            upd, ref_state = opt({"theta": g}, ref_state, problem.groups)
-            theta = theta + upd["theta"]
-            per_step.append(problem.loss({"theta": theta}).mean().item())
+    _, per_step, theta = _reference_trajectory(opt, problem, unroll)
     assert meta_loss.item() == pytest.approx(math.fsum(per_step), rel=1e-10)
     # f(θ_0) is not part of the objective (Eq. 3 sums t = 1..T)
     assert meta_loss.item() != pytest.approx(math.fsum(per_step) + loss0.mean().item(), rel=1e-6)
