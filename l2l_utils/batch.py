@@ -13,6 +13,7 @@ from .runtime import project_root
 # short name (also the figures folder name) -> notebook path relative to the project root
 NOTEBOOKS = {
     "andrychowicz2016": "notebooks/andrychowicz2016_l2l.ipynb",
+    "huisman2022": "notebooks/huisman2022_turtle.ipynb",
 }
 
 

@@ -66,9 +66,12 @@ def _check_value(key: str, value: Any, default: Any, choices: Mapping[str, tuple
     if isinstance(default, (list, tuple)):
         if not isinstance(value, (list, tuple)) or len(value) == 0:
             raise ParameterError(f"{key} must be a non-empty list, got {value!r}")
+        integers = all(isinstance(d, int) and not isinstance(d, bool) for d in default)
         for item in value:
             if isinstance(item, (int, float)) and not isinstance(item, bool) and not item > 0:
                 raise ParameterError(f"{key} must hold positive values, got {value!r}")
+            if integers and (isinstance(item, bool) or not isinstance(item, int)):
+                raise ParameterError(f"{key} must hold positive integers, got {value!r}")
         return list(value)
     return value
 
@@ -139,3 +142,43 @@ _L2L_SMOKE = dict(
 )
 PAPER_PROFILES = {"andrychowicz2016": {"smoke": _L2L_SMOKE, "paper": _L2L_PAPER}}
 PAPER_CHOICES = {"andrychowicz2016": {"dataset": ("MNIST", "FashionMNIST")}}
+
+# Huisman et al. 2022 (TURTLE). Values marked "ours" are not in the paper; the notebook lists them.
+_TURTLE_PAPER = {
+    # §5.1-5.2 sine waves (Finn et al.): 5-shot, 70K / 1K / 2K tasks, validation every 2.5K, 30 runs
+    "sine_support": 5, "sine_query": 50,  # query size: ours
+    "sine_train_tasks": 70_000, "sine_val_tasks": 1_000, "sine_test_tasks": 2_000, "val_every": 2_500,
+    "runs": 30,
+    # Fig. 3: T and meta-network depth (the axis values and the number of runs are ours)
+    "fig3_T": [1, 5, 10], "fig3_layers": [1, 2, 3, 4, 5, 6, 7], "fig3_runs": 5,
+    # Fig. 4: updates per task compared (ours: the T values of Fig. 3)
+    "fig4_T": [1, 5, 10],
+    # App. A hyperparameters
+    "meta_lr": 1e-3, "maml_inner_lr": 0.01, "clip_value": 10.0, "maml_meta_batch_sine": 1,
+    "lstm_hidden": 20, "lstm_clip_norm": 0.25, "lstm_enhanced_steps": 8,
+    "turtle_layers": 5, "turtle_hidden": 20, "turtle_beta": 0.9, "turtle_meta_batch": 2,
+    # §5.3 few-shot classification: 5-way 1/5-shot, Conv-4, 5 runs; 60K (1-shot) / 40K (5-shot) training
+    # tasks and 600 validation / test tasks as the authors' code; query 15 per class (ours: Omniglot has 20
+    # images per class)
+    "n_way": 5, "shots": [1, 5], "image_query": 15, "image_train_tasks_1shot": 60_000,
+    "image_train_tasks_5shot": 40_000, "image_val_tasks": 600, "image_test_tasks": 600, "image_runs": 5,
+    "image_T": 5, "maml_eval_T": 10, "maml_meta_batch_1shot": 4, "maml_meta_batch_5shot": 2,
+    "lstm_steps_1shot": 12, "lstm_steps_5shot": 5, "conv_channels": 64,
+    # transfer baselines: pre-training minibatches of 16 (steps: ours), 100 test steps on minibatches of 4,
+    # support-set evaluation every 25 steps, Adam 1e-3 (authors' code)
+    "transfer_pretrain_steps": 40_000, "transfer_batch": 16, "transfer_test_steps": 100, "transfer_test_batch": 4,
+    "transfer_eval_every": 25, "transfer_lr": 1e-3,
+    # Omniglot extension (not in the paper): 28×28, classes split by character 60/20/20
+    "omniglot_image_size": 28, "omniglot_split": [0.6, 0.2, 0.2],
+    "eval_chunk": 250,
+}
+_TURTLE_SMOKE = dict(
+    _TURTLE_PAPER,
+    sine_train_tasks=150, sine_val_tasks=50, sine_test_tasks=100, val_every=50, runs=2,
+    fig3_T=[1, 5], fig3_layers=[1, 5], fig3_runs=2, fig4_T=[5],
+    shots=[1], image_train_tasks_1shot=4, image_train_tasks_5shot=4, image_val_tasks=5, image_test_tasks=10,
+    image_runs=1, image_T=3, lstm_steps_1shot=2, lstm_steps_5shot=2, lstm_enhanced_steps=2, maml_eval_T=3,
+    transfer_pretrain_steps=20, transfer_test_steps=25, eval_chunk=50,
+)
+PAPER_PROFILES["huisman2022"] = {"smoke": _TURTLE_SMOKE, "paper": _TURTLE_PAPER}
+PAPER_CHOICES["huisman2022"] = {"shots": (1, 5)}

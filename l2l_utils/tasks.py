@@ -142,3 +142,34 @@ class ClassifierTask:
         # minibatches are drawn on the data's device by a generator seeded from the problem stream
         seed = int(torch.randint(2**62, (1,), generator=generator))
         return ClassifierProblem(self, params0, torch.Generator(device=device).manual_seed(seed))
+
+
+# ---------------------------------------------------------------------- Huisman et al. 2022, App. A
+def sine_network(hidden: Sequence[int] = (40, 40)) -> nn.Module:
+    """Sine-wave base learner of Finn et al. 2017 (Huisman et al. App. A): 1-40-40-1 with ReLU."""
+    return mlp(1, list(hidden), 1, activation="relu")
+
+
+class Conv4(nn.Module):
+    """Few-shot base learner of Snell et al. 2017 / Chen et al. 2019 (Huisman et al. App. A): four
+    blocks of ``channels`` 3×3 convolutions (padding 1), batch norm, ReLU and 2×2 max pooling, then a
+    dense layer with one output per class. On 84×84×3 inputs the embedding has 64·5·5 = 1,600 features.
+
+    Batch norm uses the statistics of the batch it is given (no running averages), as in MAML, so a
+    task's forward pass is a function of the parameters and that task's images only.
+    """
+
+    def __init__(self, in_channels: int = 3, n_way: int = 5, image_size: int = 84, channels: int = 64,
+                 blocks: int = 4):
+        super().__init__()
+        layers, width, size = [], in_channels, image_size
+        for _ in range(blocks):
+            layers += [nn.Conv2d(width, channels, 3, padding=1),
+                       nn.BatchNorm2d(channels, track_running_stats=False), nn.ReLU(), nn.MaxPool2d(2)]
+            width, size = channels, size // 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.feature_dim = channels * size * size
+        self.head = nn.Linear(self.feature_dim, n_way)
+
+    def forward(self, x):
+        return self.head(self.features(x))

@@ -79,6 +79,8 @@ def test_bool_and_list_validation():
         _resolve("smoke", {"hidden": []})
     with pytest.raises(ParameterError, match="hidden"):
         _resolve("smoke", {"hidden": [20, 0]})
+    with pytest.raises(ParameterError, match="hidden must hold positive integers"):
+        _resolve("smoke", {"hidden": [20, 2.5]})  # a list of integers (layer sizes, T values) stays integer
 
 
 def test_parse_overrides_accepts_dict_literal_string():
