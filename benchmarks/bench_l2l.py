@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from l2l_utils.data import DeviceDataset, load_image_dataset  # noqa: E402
 from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
@@ -34,47 +33,10 @@ from l2l_utils.meta_training import MetaTrainConfig, train_on_trajectory  # noqa
 from l2l_utils.rollout import loss_and_grads  # noqa: E402
 from l2l_utils.runtime import resolve_device  # noqa: E402
 from l2l_utils.tasks import ClassifierProblem, ClassifierTask, mlp  # noqa: E402
+from timing import _load_average, environment, make_sync, time_per_call  # noqa: E402
 
 BATCH_SIZE = 128
 SEED = 0
-
-
-def make_sync(device: torch.device):
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
-
-
-def time_per_call(fn, *, warmup: int, repeats: int, sync, target_s: float, max_calls: int,
-                  setup=None) -> dict:
-    """Median (over ``repeats``) seconds per call of ``fn``.
-
-    After ``warmup`` untimed calls, one timed call calibrates how many calls (1..``max_calls``) make
-    a repeat last about ``target_s``; every repeat then times that many calls back to back.
-    ``setup`` (untimed) runs before the warm-up and before every repeat, e.g. to reset parameters.
-    """
-    if setup is not None:
-        setup()
-    for _ in range(warmup):
-        fn()
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    first = time.perf_counter() - start
-    calls = int(max(1, min(max_calls, round(target_s / max(first, 1e-9)))))
-    samples = []
-    for _ in range(repeats):
-        if setup is not None:
-            setup()
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        samples.append((time.perf_counter() - start) / calls)
-    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
-            "repeats": repeats, "calls_per_repeat": calls}
 
 
 # ------------------------------------------------------------------------------------------ 1. steps
@@ -252,31 +214,6 @@ def parse_args(argv=None):
         args.target_s, args.warmup_steps, args.max_step_calls = 1.0, 5, 100
         args.data_warmup, args.max_data_calls = 100, 1000
     return args
-
-
-def _load_average():
-    try:
-        return list(os.getloadavg())
-    except (AttributeError, OSError):  # not on every platform
-        return None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(device: torch.device) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
-    return {"device": str(device), "device_name": name, "torch": torch.__version__,
-            "python": platform.python_version(), "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "cuda_available": torch.cuda.is_available(),
-            "load_average_start": _load_average()}
 
 
 def main(argv=None) -> dict:

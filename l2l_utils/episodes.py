@@ -101,19 +101,32 @@ class FewShotEpisodes:
         return batch if device is None else batch.to(device)
 
 
+def _task_loop(fn):
+    """``vmap``'s contract (leading task dimension on every argument) by a Python loop over tasks."""
+
+    def run(params, *tensors):
+        return torch.stack([fn({k: v[j] for k, v in params.items()}, *(t[j] for t in tensors))
+                            for j in range(tensors[0].shape[0])])
+
+    return run
+
+
 class BaseLearner:
     """The base-learner network of every task, evaluated functionally: ``loss(params, x, y)`` returns
     one loss per task for a dict of parameters with a leading task dimension.
 
     ``kind="regression"`` uses the MSE (sine waves), ``"classification"`` the cross-entropy (§5.3).
+    ``vectorize=False`` loops over the tasks instead of vmapping (same numbers): on a CPU, vmapped
+    convolutions become grouped convolutions whose double backward is ~3× slower than a loop for Conv-4
+    (``benchmarks/bench_turtle.py``).
     """
 
     KINDS = ("regression", "classification")
 
-    def __init__(self, module: nn.Module, kind: str):
+    def __init__(self, module: nn.Module, kind: str, vectorize: bool = True):
         if kind not in self.KINDS:
             raise ValueError(f"kind={kind!r}; allowed values are {list(self.KINDS)}")
-        self.module, self.kind = module, kind
+        self.module, self.kind, self.vectorize = module, kind, vectorize
         criterion = F.mse_loss if kind == "regression" else F.cross_entropy
 
         def single_loss(params, x, y):
@@ -122,7 +135,8 @@ class BaseLearner:
         def single_predict(params, x):
             return functional_call(self.module, params, (x,))
 
-        self._loss, self._predict = vmap(single_loss), vmap(single_predict)
+        batch = vmap if vectorize else _task_loop
+        self._loss, self._predict = batch(single_loss), batch(single_predict)
 
     def initial_params(self) -> dict:
         """A fresh copy of the module's own (randomly initialised) parameters: θ of Algorithm 1, line 1."""

@@ -212,3 +212,15 @@ def test_fewshot_episodes_are_n_way_k_shot_with_disjoint_support_and_query():
         FewShotEpisodes(images, labels, classes=[0, 1, 2], n_way=3, k_shot=5, query=5)
     with pytest.raises(ValueError, match="n_way=6"):
         FewShotEpisodes(images, labels, classes=[0, 1, 2], n_way=6, k_shot=1, query=1)
+
+
+def test_looping_over_tasks_gives_the_same_losses_and_meta_gradients_as_vmap():
+    net, _, batch = tiny_problem(num_tasks=3)
+    grads = []
+    for vectorize in (True, False):
+        learner = BaseLearner(net, "regression", vectorize=vectorize)
+        torch.manual_seed(1)
+        meta = Turtle(dict(net.named_parameters()), hidden_layers=2, hidden=4).double()
+        grads.append(analytic(meta, learner, batch, 2))
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-10, atol=1e-12)

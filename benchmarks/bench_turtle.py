@@ -1,0 +1,188 @@
+"""Micro-benchmarks of the episodic meta-learners of Huisman et al. 2022 (TURTLE notebook).
+
+1. Time per meta-iteration (adapt on the support sets, query loss, backward, Adam step) of first- and
+   second-order MAML, the meta-learner LSTM (original and enhanced) and first- and second-order TURTLE,
+   on 5-shot sine waves (1-40-40-1) and on 5-way 1-shot Omniglot-sized episodes (Conv-4, 28×28), all with
+   T = 5 and the same meta-batch, so the columns compare the update rules only. The paper (§5.5): TURTLE's
+   cost is comparable to second-order MAML.
+2. Tasks of a meta-batch (and of an evaluation chunk) processed together (vmap over the task dimension)
+   vs one task at a time in a Python loop with accumulated gradients, and vs the whole meta-batch adapted
+   together but with the network evaluated task by task (``BaseLearner(vectorize=False)``).
+
+Medians over ``--repeats`` after warm-up, synchronised on CUDA. Random inputs of the right shapes are used
+for the image episodes (timing does not depend on pixel values), so no dataset is needed.
+
+    .venv/bin/python benchmarks/bench_turtle.py --device cpu [--quick] [--out bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from l2l_utils.episodes import BaseLearner, EpisodeBatch, SineTasks  # noqa: E402
+from l2l_utils.episodic_training import EpisodicConfig, _meta_step  # noqa: E402
+from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
+from l2l_utils.runtime import resolve_device  # noqa: E402
+from l2l_utils.tasks import Conv4, sine_network  # noqa: E402
+from timing import _load_average, environment, make_sync, time_per_call  # noqa: E402
+
+SEED = 0
+METHODS = {  # name -> (maker from θ, second order, extra config)
+    "FO-MAML": (lambda theta: MAML(theta), False, {"clip_value": 10.0}),
+    "SO-MAML": (lambda theta: MAML(theta), True, {"clip_value": 10.0}),
+    "LSTM (first order)": (lambda theta: MetaLearnerLSTM(theta), False, {"clip_norm": 0.25}),
+    "LSTM enhanced (second order)": (lambda theta: MetaLearnerLSTM(theta, raw_inputs=True), True, {"clip_norm": 0.25}),
+    "FO-TURTLE": (lambda theta: Turtle(theta), False, {"clip_value": 10.0}),
+    "SO-TURTLE": (lambda theta: Turtle(theta), True, {"clip_value": 10.0}),
+}
+
+
+def image_episodes(num_tasks: int, device, n_way=5, shots=1, query=15, size=28) -> EpisodeBatch:
+    generator = torch.Generator().manual_seed(SEED)
+    labels = lambda k: torch.arange(n_way).repeat_interleave(k).repeat(num_tasks, 1)  # noqa: E731
+    return EpisodeBatch(torch.rand(num_tasks, n_way * shots, 1, size, size, generator=generator), labels(shots),
+                        torch.rand(num_tasks, n_way * query, 1, size, size, generator=generator), labels(query)).to(device)
+
+
+def problems(device):
+    sine = SineTasks(5, 50).sample(64, torch.Generator().manual_seed(SEED), device=device)
+    return {
+        "sine (1-40-40-1, 5-shot)": (lambda: sine_network(), "regression", sine),
+        "Omniglot-sized (Conv-4 28x28, 5-way 1-shot)": (lambda: Conv4(1, 5, 28), "classification",
+                                                        image_episodes(8, device)),
+    }
+
+
+def meta_iteration(method, make_net, kind, batch: EpisodeBatch, meta_batch: int, steps: int, device,
+                   vectorize: bool = True):
+    maker, second_order, extra = METHODS[method]
+    torch.manual_seed(SEED)
+    net = make_net().to(device)
+    meta = maker(dict(net.named_parameters())).to(device)
+    learner = BaseLearner(net, kind, vectorize=vectorize)
+    cfg = EpisodicConfig(steps=steps, meta_batch=meta_batch, second_order=second_order, **extra)
+    optimizer = torch.optim.Adam(meta.parameters(), lr=1e-3)
+    part = batch.slice(0, meta_batch)
+    return lambda: _meta_step(meta, learner, part, cfg, optimizer)
+
+
+def looped_meta_iteration(make_net, kind, batch: EpisodeBatch, meta_batch: int, steps: int, device):
+    """Second-order TURTLE, one task at a time, gradients accumulated, one Adam step: the loop the vmap replaces."""
+    torch.manual_seed(SEED)
+    net = make_net().to(device)
+    meta = Turtle(dict(net.named_parameters())).to(device)
+    learner = BaseLearner(net, kind)
+    optimizer = torch.optim.Adam(meta.parameters(), lr=1e-3)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        for j in range(meta_batch):
+            task = batch.slice(j, j + 1)
+            params = meta.adapt(learner, task.support_x, task.support_y, steps, True)
+            learner.loss(params, task.query_x, task.query_y).sum().backward()
+        torch.nn.utils.clip_grad_value_(meta.parameters(), 10.0)
+        optimizer.step()
+
+    return step
+
+
+def evaluation(make_net, kind, batch: EpisodeBatch, chunk: int, steps: int, device):
+    torch.manual_seed(SEED)
+    net = make_net().to(device)
+    meta, learner = MAML(dict(net.named_parameters())).to(device), BaseLearner(net, kind)
+
+    def run():
+        for start in range(0, len(batch), chunk):
+            part = batch.slice(start, start + chunk)
+            params = meta.adapt(learner, part.support_x, part.support_y, steps, False, differentiable=False)
+            with torch.no_grad():
+                learner.loss(params, part.query_x, part.query_y)
+
+    return run
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<index> (default: auto)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
+    p.add_argument("--quick", action="store_true", help="fewer calls per measurement")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--out", type=Path, default=None, help="optional JSON file for the results")
+    args = p.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    args.repeats = args.repeats or (3 if args.quick else 5)
+    args.timing = dict(warmup=1 if args.quick else 2, repeats=args.repeats, target_s=0.3 if args.quick else 1.0,
+                       max_calls=20)
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    sync = make_sync(device)
+    env = environment(device)
+    t0 = time.perf_counter()
+    print(f"device: {env['device']} ({env['device_name']}), torch {env['torch']}, threads {env['threads']}")
+    load = env["load_average_start"]
+    if load is not None and device.type == "cpu" and load[0] > (os.cpu_count() or 1) - 0.5:
+        print(f"WARNING: 1-min load average {load[0]:.2f} on {os.cpu_count()} CPUs: CPU timings will be inflated")
+    kw = dict(sync=sync, **args.timing)
+    result = {"environment": env, "per_method": [], "batching": []}
+
+    print("\n1. Time per meta-iteration (T = 5, meta-batch 2), median ms")
+    for problem, (make_net, kind, batch) in problems(device).items():
+        row = {"problem": problem}
+        for method in METHODS:
+            row[method] = 1e3 * time_per_call(meta_iteration(method, make_net, kind, batch, 2, 5, device), **kw)["median_s"]
+        row["SO-TURTLE / SO-MAML"] = row["SO-TURTLE"] / row["SO-MAML"]
+        result["per_method"].append(row)
+        print(f"   {problem}")
+        for method in METHODS:
+            print(f"     {method:<30} {row[method]:>9.1f} ms")
+        print(f"     SO-TURTLE / SO-MAML: {row['SO-TURTLE / SO-MAML']:.2f}x (paper: comparable)")
+
+    print("\n2. Tasks together (vmap over the task dimension) vs one at a time, median ms")
+    for problem, (make_net, kind, batch) in problems(device).items():
+        meta_batch = 8
+        together = time_per_call(meta_iteration("SO-TURTLE", make_net, kind, batch, meta_batch, 5, device), **kw)
+        unvectorized = time_per_call(meta_iteration("SO-TURTLE", make_net, kind, batch, meta_batch, 5, device,
+                                                    vectorize=False), **kw)
+        looped = time_per_call(looped_meta_iteration(make_net, kind, batch, meta_batch, 5, device), **kw)
+        chunk = len(batch)
+        eval_together = time_per_call(evaluation(make_net, kind, batch, chunk, 5, device), **kw)
+        eval_looped = time_per_call(evaluation(make_net, kind, batch, 1, 5, device), **kw)
+        row = {"problem": problem, "meta_batch": meta_batch, "meta_together_ms": 1e3 * together["median_s"],
+               "meta_looped_ms": 1e3 * looped["median_s"], "meta_unvectorized_ms": 1e3 * unvectorized["median_s"],
+               "eval_tasks": chunk,
+               "eval_together_ms": 1e3 * eval_together["median_s"], "eval_looped_ms": 1e3 * eval_looped["median_s"]}
+        result["batching"].append(row)
+        print(f"   {problem}")
+        print(f"     SO-TURTLE meta-iteration, {meta_batch} tasks: together {row['meta_together_ms']:.1f}, loop "
+              f"{row['meta_looped_ms']:.1f} ({row['meta_looped_ms'] / row['meta_together_ms']:.2f}x); "
+              f"BaseLearner(vectorize=False) {row['meta_unvectorized_ms']:.1f}")
+        print(f"     MAML evaluation (T = 5), {chunk} tasks: together {row['eval_together_ms']:.1f}, loop "
+              f"{row['eval_looped_ms']:.1f} ({row['eval_looped_ms'] / row['eval_together_ms']:.2f}x)")
+    env["load_average_end"] = _load_average()
+    result["total_s"] = time.perf_counter() - t0
+    print(f"\ntotal wall time: {result['total_s']:.1f} s")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

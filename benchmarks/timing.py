@@ -1,0 +1,74 @@
+"""Timing helpers shared by the benchmark scripts: warmed-up medians, CUDA sync, machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+
+def make_sync(device: torch.device):
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def time_per_call(fn, *, warmup: int, repeats: int, sync, target_s: float, max_calls: int,
+                  setup=None) -> dict:
+    """Median (over ``repeats``) seconds per call of ``fn``.
+
+    After ``warmup`` untimed calls, one timed call calibrates how many calls (1..``max_calls``) make
+    a repeat last about ``target_s``; every repeat then times that many calls back to back.
+    ``setup`` (untimed) runs before the warm-up and before every repeat, e.g. to reset parameters.
+    """
+    if setup is not None:
+        setup()
+    for _ in range(warmup):
+        fn()
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    first = time.perf_counter() - start
+    calls = int(max(1, min(max_calls, round(target_s / max(first, 1e-9)))))
+    samples = []
+    for _ in range(repeats):
+        if setup is not None:
+            setup()
+        sync()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync()
+        samples.append((time.perf_counter() - start) / calls)
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
+            "repeats": repeats, "calls_per_repeat": calls}
+
+
+def _load_average():
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {"device": str(device), "device_name": name, "torch": torch.__version__,
+            "python": platform.python_version(), "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "cuda_available": torch.cuda.is_available(),
+            "load_average_start": _load_average()}
