@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,9 +30,8 @@ from l2l_utils.data import DeviceDataset, load_image_dataset  # noqa: E402
 from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
 from l2l_utils.meta_training import MetaTrainConfig, train_on_trajectory  # noqa: E402
 from l2l_utils.rollout import loss_and_grads  # noqa: E402
-from l2l_utils.runtime import resolve_device  # noqa: E402
 from l2l_utils.tasks import ClassifierProblem, ClassifierTask, mlp  # noqa: E402
-from timing import _load_average, environment, make_sync, time_per_call  # noqa: E402
+from timing import _load_average, start, time_per_call  # noqa: E402
 
 BATCH_SIZE = 128
 SEED = 0
@@ -218,19 +216,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    device = resolve_device(args.device)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    sync = make_sync(device)
+    device, sync, env = start(args.device, args.threads,
+                              f"{'quick' if args.quick else 'full'} run, repeats {args.repeats}")
     torch.manual_seed(SEED)
     t0 = time.perf_counter()
-    env = environment(device)
-    print(f"device: {env['device']} ({env['device_name']}), torch {env['torch']}, "
-          f"threads {env['threads']}, {'quick' if args.quick else 'full'} run, repeats {args.repeats}")
-    load = env["load_average_start"]
-    if load is not None and device.type == "cpu" and load[0] > (os.cpu_count() or 1) - 0.5:
-        print(f"WARNING: 1-min load average {load[0]:.2f} on {os.cpu_count()} CPUs: other processes compete "
-              f"for the cores and CPU timings will be inflated (try --threads 1)")
 
     data = load_image_dataset("MNIST", "train", data_dir=args.data_dir)
     dataset = DeviceDataset.from_image_data(data, device, flatten=True)  # on the device once

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,9 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from l2l_utils.episodes import BaseLearner, EpisodeBatch, SineTasks  # noqa: E402
 from l2l_utils.episodic_training import EpisodicConfig, _meta_step  # noqa: E402
 from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
-from l2l_utils.runtime import resolve_device  # noqa: E402
 from l2l_utils.tasks import Conv4, sine_network  # noqa: E402
-from timing import _load_average, environment, make_sync, time_per_call  # noqa: E402
+from timing import _load_average, start, time_per_call  # noqa: E402
 
 SEED = 0
 METHODS = {  # name -> (maker from θ, second order, extra config)
@@ -130,16 +128,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    device = resolve_device(args.device)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    sync = make_sync(device)
-    env = environment(device)
+    device, sync, env = start(args.device, args.threads)
     t0 = time.perf_counter()
-    print(f"device: {env['device']} ({env['device_name']}), torch {env['torch']}, threads {env['threads']}")
-    load = env["load_average_start"]
-    if load is not None and device.type == "cpu" and load[0] > (os.cpu_count() or 1) - 0.5:
-        print(f"WARNING: 1-min load average {load[0]:.2f} on {os.cpu_count()} CPUs: CPU timings will be inflated")
     kw = dict(sync=sync, **args.timing)
     result = {"environment": env, "per_method": [], "batching": []}
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from l2l_utils.runtime import resolve_device
+
 
 def make_sync(device: torch.device):
     if device.type == "cuda":
@@ -72,3 +74,21 @@ def environment(device: torch.device) -> dict:
             "python": platform.python_version(), "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(), "cuda_available": torch.cuda.is_available(),
             "load_average_start": _load_average()}
+
+
+def start(device_arg: str, threads: int | None, note: str = ""):
+    """Resolve the device, set the thread count, print the machine line and warn on a busy CPU.
+
+    Returns ``(device, sync, environment dict)``.
+    """
+    device = resolve_device(device_arg)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    env = environment(device)
+    print(f"device: {env['device']} ({env['device_name']}), torch {env['torch']}, threads {env['threads']}"
+          + (f", {note}" if note else ""))
+    load = env["load_average_start"]
+    if load is not None and device.type == "cpu" and load[0] > (os.cpu_count() or 1) - 0.5:
+        print(f"WARNING: 1-min load average {load[0]:.2f} on {os.cpu_count()} CPUs: other processes compete "
+              f"for the cores and CPU timings will be inflated (try --threads 1)")
+    return device, make_sync(device), env

@@ -49,7 +49,7 @@ class DatasetMissingError(FileNotFoundError):
     """A dataset's files are missing (or unusable) and could not be downloaded."""
 
     def __init__(self, name: str, missing: Sequence[str], searched: Sequence[Path | str],
-                 example: str, reason: str | None = None):
+                 example: str, reason: str | None = None, downloadable: bool = True):
         self.dataset, self.missing, self.searched = name, list(missing), [str(s) for s in searched]
         lines = [
             f"Dataset {name!r} is not available: missing files {', '.join(self.missing)}.",
@@ -57,11 +57,17 @@ class DatasetMissingError(FileNotFoundError):
         ]
         if reason:
             lines.append(f"Download/loading failed: {reason}")
-        lines.append(
-            "To provide it, set `data_dir=` or the L2L_DATA_DIR environment variable to a folder laid "
-            f"out as torchvision expects (e.g. {example}), or run where the network is reachable so "
-            "torchvision can download it (download=True)."
-        )
+        if downloadable:
+            lines.append(
+                "To provide it, set `data_dir=` or the L2L_DATA_DIR environment variable to a folder laid "
+                f"out as torchvision expects (e.g. {example}), or run where the network is reachable so "
+                "torchvision can download it (download=True)."
+            )
+        else:
+            lines.append(
+                "To provide it, set `data_dir=` or the L2L_DATA_DIR environment variable to a folder with "
+                f"this layout (e.g. {example}); it is not downloaded automatically."
+            )
         super().__init__("\n".join(lines))
 
 

@@ -105,11 +105,8 @@ def meta_train(meta_learner, learner, train_sampler, val_episodes: list, cfg: Ep
     optimizer = torch.optim.Adam(meta_learner.parameters(), lr=cfg.meta_lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     history, best, seen = [], {"val": float("inf"), "tasks": 0, "state": copy.deepcopy(meta_learner.state_dict())}, 0
-    saved = checkpointer.load() if checkpointer is not None else None
-    if saved is not None and saved.get("config") == asdict(cfg):
-        meta_learner.load_state_dict(saved["meta_learner"])
-        optimizer.load_state_dict(saved["optimizer"])
-        generator.set_state(saved["generator"])
+    saved = checkpointer.restore_training(asdict(cfg), meta_learner, optimizer, generator) if checkpointer else None
+    if saved is not None:
         history, best, seen = saved["history"], saved["best"], saved["seen"]
     bar = tqdm(total=cfg.train_tasks, initial=seen, desc="meta-training (tasks)", disable=not progress)
     losses, skipped = [], 0
@@ -134,9 +131,8 @@ def meta_train(meta_learner, learner, train_sampler, val_episodes: list, cfg: Ep
             bar.set_postfix(val=f"{row['val_loss']:.4g}", best=f"{best['val']:.4g}")
             losses, skipped = [], 0
             if checkpointer is not None:
-                checkpointer.save({"config": asdict(cfg), "seen": seen, "meta_learner": meta_learner.state_dict(),
-                                   "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                                   "history": history, "best": best})
+                checkpointer.save_training(asdict(cfg), meta_learner, optimizer, generator, seen=seen,
+                                           history=history, best=best)
     bar.close()
     meta_learner.load_state_dict(best["state"])
     return pd.DataFrame(history), best

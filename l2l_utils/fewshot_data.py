@@ -53,7 +53,8 @@ def _omniglot_index(data_dir: str | os.PathLike | None
     folder = resolve_data_dir(data_dir) / "omniglot"
     missing = [z for z in OMNIGLOT_ZIPS if not (folder / z).is_file()]
     if missing:
-        raise DatasetMissingError("Omniglot", missing, [folder], f"<root>/omniglot/{OMNIGLOT_ZIPS[0]}")
+        raise DatasetMissingError("Omniglot", missing, [folder], f"<root>/omniglot/{OMNIGLOT_ZIPS[0]}",
+                                  downloadable=False)
     index: dict[str, tuple[str, list[str]]] = {}
     for zname in OMNIGLOT_ZIPS:
         with zipfile.ZipFile(folder / zname) as zf:
@@ -146,12 +147,12 @@ def load_miniimagenet(split: str, data_dir: str | os.PathLike | None = None,
     example = "<root>/miniImageNet/train.csv and <root>/miniImageNet/images/n0153282900000005.jpg"
     missing = [p.name + ("/" if p is img_dir else "") for p in (csv_path, img_dir) if not p.exists()]
     if missing:
-        raise DatasetMissingError("miniImageNet", missing, [folder], example)
+        raise DatasetMissingError("miniImageNet", missing, [folder], example, downloadable=False)
     with open(csv_path, newline="") as f:
         rows = [(r["filename"], r["label"]) for r in csv.DictReader(f)]
     absent = [fn for fn, _ in rows if not (img_dir / fn).is_file()]
     if absent:
-        raise DatasetMissingError("miniImageNet", _few(absent), [img_dir], example)
+        raise DatasetMissingError("miniImageNet", _few(absent), [img_dir], example, downloadable=False)
     wnids = sorted({wnid for _, wnid in rows})
     lookup = {w: i for i, w in enumerate(wnids)}
     return _load_rgb("miniImageNet", split, [img_dir / fn for fn, _ in rows],
@@ -173,7 +174,8 @@ def load_cub(split: str, data_dir: str | os.PathLike | None = None, image_size: 
     classes = sorted(p.name for p in img_dir.iterdir() if p.is_dir()) if img_dir.is_dir() else []
     if not classes:
         raise DatasetMissingError("CUB", ["CUB_200_2011/images/"], [img_dir],
-                                  "<root>/CUB_200_2011/images/001.Black_footed_Albatross/<file>.jpg")
+                                  "<root>/CUB_200_2011/images/001.Black_footed_Albatross/<file>.jpg",
+                                  downloadable=False)
     chosen = cub_class_split(classes)[split]
     paths, labels = [], []
     for label, cname in enumerate(chosen):

@@ -98,11 +98,8 @@ def meta_train(optimizer, task, cfg: MetaTrainConfig, checkpointer=None, progres
     generator = torch.Generator().manual_seed(cfg.seed)
     history, best = [], {"epoch": 0, "val": float("inf"), "state": copy.deepcopy(optimizer.state_dict())}
     start = 0
-    saved = checkpointer.load() if checkpointer is not None else None
-    if saved is not None and saved.get("config") == asdict(cfg):
-        optimizer.load_state_dict(saved["optimizer"])
-        meta_opt.load_state_dict(saved["meta_opt"])
-        generator.set_state(saved["generator"])
+    saved = checkpointer.restore_training(asdict(cfg), optimizer, meta_opt, generator) if checkpointer else None
+    if saved is not None:
         history, best, start = saved["history"], saved["best"], saved["epoch"]
     bar = tqdm(range(start, cfg.epochs), desc="meta-training", disable=not progress,
                initial=start, total=cfg.epochs)
@@ -121,9 +118,8 @@ def meta_train(optimizer, task, cfg: MetaTrainConfig, checkpointer=None, progres
             best = {"epoch": epoch + 1, "val": val, "state": copy.deepcopy(optimizer.state_dict())}
         bar.set_postfix(val=f"{val:.4g}", best=f"{best['val']:.4g}")
         if checkpointer is not None:
-            checkpointer.save({"config": asdict(cfg), "epoch": epoch + 1, "optimizer": optimizer.state_dict(),
-                               "meta_opt": meta_opt.state_dict(), "generator": generator.get_state(),
-                               "history": history, "best": best})
+            checkpointer.save_training(asdict(cfg), optimizer, meta_opt, generator, epoch=epoch + 1,
+                                       history=history, best=best)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
     optimizer.load_state_dict(best["state"])

@@ -169,7 +169,7 @@ _TURTLE_PAPER = {
     "transfer_pretrain_steps": 40_000, "transfer_batch": 16, "transfer_test_steps": 100, "transfer_test_batch": 4,
     "transfer_eval_every": 25, "transfer_lr": 1e-3,
     # Omniglot extension (not in the paper): 28×28, classes split by character 60/20/20
-    "omniglot_image_size": 28, "omniglot_split": [0.6, 0.2, 0.2],
+    "omniglot_extension": True, "omniglot_image_size": 28, "omniglot_split": [0.6, 0.2, 0.2],
     "eval_chunk": 250,
 }
 _TURTLE_SMOKE = dict(

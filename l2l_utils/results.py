@@ -114,6 +114,22 @@ class Checkpointer:
             return None
         return torch.load(self.path, map_location="cpu", weights_only=False)
 
+    def save_training(self, config: dict, model, optimizer, generator: torch.Generator, **progress) -> Path:
+        """Save a training loop's state: ``model`` and ``optimizer`` state dicts, the RNG, counters/history."""
+        return self.save({"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "generator": generator.get_state(), **progress})
+
+    def restore_training(self, config: dict, model, optimizer, generator: torch.Generator) -> dict | None:
+        """If a checkpoint saved with this ``config`` exists, load it into ``model``, ``optimizer`` and
+        ``generator`` and return it (for the counters and history); else ``None``."""
+        saved = self.load()
+        if saved is None or saved.get("config") != config:
+            return None
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+        return saved
+
     def clear(self) -> None:
         """Delete the checkpoint if present."""
         self.path.unlink(missing_ok=True)

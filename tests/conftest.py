@@ -4,6 +4,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import papermill as pm
 
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -28,3 +29,11 @@ def write_cifar10(folder: Path, per_batch: int = 4, test_size: int = 6, seed: in
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": CIFAR_NAMES, "num_cases_per_batch": per_batch}, f, protocol=2)
     return written
+
+
+def run_notebook(notebook: Path, tmp_path: Path, **parameters):
+    """Execute ``notebook`` with papermill, its results and figures under ``tmp_path``, progress bars off."""
+    return pm.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(notebook.parent),
+                               parameters={"results_dir": str(tmp_path / "results"),
+                                           "figures_dir": str(tmp_path / "figures"), "progress": False, **parameters},
+                               progress_bar=False, kernel_name="python3")

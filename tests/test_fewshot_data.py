@@ -184,6 +184,7 @@ def test_miniimagenet_missing(tmp_path):
         F.load_miniimagenet("train", data_dir=tmp_path)
     msg = str(info.value)
     assert "train.csv" in msg and "images/" in msg and str(tmp_path / "miniImageNet") in msg
+    assert "not downloaded automatically" in msg and "download=True" not in msg  # no torchvision advice here
 
     _write_miniimagenet(tmp_path)
     for fn in sorted((tmp_path / "miniImageNet" / "images").glob("n2*.jpg")):

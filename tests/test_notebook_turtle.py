@@ -10,16 +10,15 @@ import pytest
 
 from l2l_utils.claims import CLAIM_COLUMNS, VERDICTS
 
+from conftest import run_notebook
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "huisman2022_turtle.ipynb"
 pytestmark = pytest.mark.slow
 
 
 def execute(tmp_path, **parameters):
-    return pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(NOTEBOOK.parent),
-                               parameters={"results_dir": str(tmp_path / "results"),
-                                           "figures_dir": str(tmp_path / "figures"), "progress": False, **parameters},
-                               progress_bar=False, kernel_name="python3")
+    return run_notebook(NOTEBOOK, tmp_path, **parameters)
 
 
 @pytest.mark.skipif(not os.environ.get("L2L_DATA_DIR"), reason="L2L_DATA_DIR not set: Omniglot would be 'not run'")
