@@ -37,3 +37,28 @@ def run_notebook(notebook: Path, tmp_path: Path, **parameters):
                                parameters={"results_dir": str(tmp_path / "results"),
                                            "figures_dir": str(tmp_path / "figures"), "progress": False, **parameters},
                                progress_bar=False, kernel_name="python3")
+
+
+def write_fewshot_images(root: Path, classes_per_split: int = 5, per_class: int = 4, seed: int = 0) -> None:
+    """Small noise JPEGs in the layouts of miniImageNet (csv + images/, Ravi & Larochelle) and CUB-200-2011
+    (images/<class>/, 4 × ``classes_per_split`` folders so Chen et al.'s split gives 2/1/1 parts)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+
+    def jpg(path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (84, 84, 3), dtype=np.uint8)).save(path)
+
+    mini = root / "miniImageNet"
+    for s, split in enumerate(("train", "val", "test")):
+        lines = ["filename,label"]
+        for c in range(classes_per_split):
+            wnid = f"n{s}{c:07d}"
+            for i in range(per_class):
+                jpg(mini / "images" / f"{wnid}{i:08d}.jpg")
+                lines.append(f"{wnid}{i:08d}.jpg,{wnid}")
+        (mini / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    for c in range(4 * classes_per_split):
+        for i in range(per_class):
+            jpg(root / "CUB_200_2011" / "images" / f"{c + 1:03d}.Bird_{c}" / f"Bird_{c}_{i}.jpg")
