@@ -22,11 +22,18 @@ BASELINES: dict[str, Callable] = {
 }
 
 
+# every torch.optim update rule the notebooks use; MetaMD (App. A.7) adds SGD with momentum 0.9 ("SGD-M")
+TORCH_OPTIMIZERS: dict[str, Callable] = {
+    **BASELINES,
+    "SGD-M": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+}
+
+
 def make_baseline(name: str, lr: float) -> Callable:
     """A factory ``params -> torch.optim.Optimizer`` for baseline ``name`` at learning rate ``lr``."""
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; allowed values are {sorted(BASELINES)}")
-    return lambda params: BASELINES[name](params, lr)
+    if name not in TORCH_OPTIMIZERS:
+        raise ValueError(f"unknown baseline {name!r}; allowed values are {sorted(TORCH_OPTIMIZERS)}")
+    return lambda params: TORCH_OPTIMIZERS[name](params, lr)
 
 
 def run_baseline(name: str, lr: float, problem, steps: int, hook=None) -> Trajectory:

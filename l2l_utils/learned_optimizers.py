@@ -108,3 +108,20 @@ class LSTMOptimizer(nn.Module):
 def detach_state(state: State) -> State:
     """Cut the graph between truncations of truncated BPTT (§2)."""
     return {g: [(h.detach(), c.detach()) for h, c in layers] for g, layers in state.items()}
+
+
+class PerParameterLearningRates(nn.Module):
+    """Meta-SGD's update rule (Li et al. 2017), the MetaMD paper's Meta-SGD baseline: θ ← θ − α ⊙ ∇L with a
+    learned learning rate α for every parameter (initialised to ``init_lr``); no initialisation is learned."""
+
+    def __init__(self, shapes: Mapping[str, torch.Size], init_lr: float = 0.1):
+        super().__init__()
+        self.keys = {name: name.replace(".", "__") for name in shapes}
+        self.rates = nn.ParameterDict({key: nn.Parameter(torch.full(tuple(shapes[name]), float(init_lr)))
+                                       for name, key in self.keys.items()})
+
+    def initial_state(self, params, groups=None) -> State:
+        return {}
+
+    def forward(self, grads: Mapping[str, torch.Tensor], state: State, groups=None) -> tuple[dict, State]:
+        return {k: -self.rates[self.keys[k]] * g for k, g in grads.items()}, state

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .learned_optimizers import detach_state
-from .results import Checkpointer, ResultsStore, atomic_save_torch, config_key
+from .results import cached_training
 from .rollout import loss_and_grads, run_learned
 
 
@@ -134,17 +133,12 @@ def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: 
     Returns ``(history, reused)``; ``optimizer`` holds the best weights either way.
     """
     config = {"meta": asdict(cfg), **setting}
-    stem = f"{name}-{config_key(config)}"
-    weights, store = Path(results_dir) / f"{stem}.pt", ResultsStore(results_dir)
-    if weights.exists() and store.has(f"{stem}-history", config):
-        optimizer.load_state_dict(torch.load(weights, map_location="cpu"))
-        return store.load(f"{stem}-history")[0], True
-    checkpointer = Checkpointer(Path(results_dir) / f"{stem}.ckpt")
-    result = meta_train(optimizer, task, cfg, checkpointer, progress=progress)
-    atomic_save_torch(optimizer.state_dict(), weights)
-    store.save(f"{stem}-history", result.history, {"config": config, "best_epoch": result.best_epoch})
-    checkpointer.clear()
-    return result.history, False
+
+    def train(checkpointer):
+        result = meta_train(optimizer, task, cfg, checkpointer, progress=progress)
+        return result.history.assign(best_epoch=result.best_epoch)
+
+    return cached_training(results_dir, name, config, optimizer, train)
 
 
 def random_search_meta_lr(make_optimizer, task, cfg: MetaTrainConfig, trials: int, search_epochs: int,

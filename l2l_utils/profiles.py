@@ -182,3 +182,48 @@ _TURTLE_SMOKE = dict(
 )
 PAPER_PROFILES["huisman2022"] = {"smoke": _TURTLE_SMOKE, "paper": _TURTLE_PAPER}
 PAPER_CHOICES["huisman2022"] = {"shots": (1, 5)}
+
+# MetaMD (anonymous ICLR submission). Values marked "ours" are not in the paper; the notebook lists them.
+_METAMD_PAPER = {
+    # §5.1 / App. A.1 2-D quadratics: means of Q00 per setting (Q11 mean 14); std of Q, θ1 law, T, η, k, γ: ours
+    "quad_q0_means": [0.3, 0.02], "quad_q1_mean": 14.0, "quad_q_rel_std": 0.1, "quad_init_std": 1.0,
+    "quad_meta_steps": 300, "quad_tasks": 16, "quad_inner_steps": 1000, "quad_lr": 0.05, "quad_meta_lr": 0.05,
+    "quad_tol": 1e-6, "quad_max_iters": 100_000, "quad_tune_problems": 5,
+    "quad_sgd_lrs": [0.001, 0.003, 0.01, 0.03, 0.05, 0.07], "quad_adam_lrs": [0.01, 0.03, 0.1, 0.3, 1.0],
+    "quad_md_lrs": [0.01, 0.02, 0.03, 0.04, 0.05],
+    # Eq. 8 and Algorithm 1-2 (k, γ, meta learning rate, number of meta-steps, init: ours; J = 20 from App. A.12)
+    "k_lambda": 0.01, "gamma": 0.01, "neumann_terms": 20, "meta_lr": 1e-2, "meta_steps": 100,
+    "tasks_per_step": 5, "runs_per_task": 1, "inner_lr": 0.1, "init_norm": 0.1,
+    # §5.2 RotatedMNIST: 6 domains, leave-one-domain-out, 3-layer MLP (widths ours), inner problem "to convergence"
+    "rotated_domains": [0, 15, 30, 45, 60, 75], "rotated_heldout": [0, 15, 30, 45, 60, 75], "mlp_hidden": [256, 128],
+    "rotated_inner_steps": 2000,
+    # §5.2 DiverseDigits with LeNet, T = 500
+    "digits": ["MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"],
+    "digits_heldout": ["MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"], "digits_inner_steps": 500,
+    "pool_train_fraction": 0.8,  # datasets with only a test split here: their train/test split (ours)
+    # meta-test: train each optimiser for test_steps on minibatches (ours), 3 trials, grid search (App. A.7)
+    "batch_size": 128, "test_steps": 3000, "trials": 3, "val_fraction": 0.1,
+    "sgd_lrs": [0.1, 0.05, 0.01, 0.005, 0.001], "adam_lrs": [0.3, 0.2, 0.1, 0.01, 0.001],
+    "weight_decays": [0.001, 0.0001, 0.0005], "learned_lrs": [0.1, 0.01, 0.005, 0.001, 0.0005, 0.0001],
+    # L2O (the LSTM optimizer of Andrychowicz et al.) and Meta-SGD meta-trained on the same tasks by truncated
+    # BPTT on the training loss (sizes ours)
+    "l2o_steps": 100, "l2o_unroll": 20, "l2o_epochs": 20, "l2o_trajectories": 20, "l2o_meta_lr": 1e-3,
+    "metasgd_init_lr": 0.05,
+    # App. A.16: weight decay as domain shift (0, the meta-training setting, is always included)
+    "shift_weight_decays": [1e-5, 1e-4, 1e-3],
+    # Theorem 4.1: confidence 1 − δ
+    "delta": 0.05,
+}
+_METAMD_SMOKE = dict(
+    _METAMD_PAPER,
+    quad_meta_steps=40, quad_tasks=8, quad_tune_problems=2, quad_max_iters=20_000,
+    quad_sgd_lrs=[0.01, 0.05], quad_adam_lrs=[0.1, 1.0],
+    meta_steps=2, tasks_per_step=2, rotated_domains=[0, 30, 60], rotated_heldout=[0], rotated_inner_steps=30,
+    mlp_hidden=[32, 16], digits_heldout=["USPS"], digits_inner_steps=30, test_steps=60, trials=2,
+    sgd_lrs=[0.1, 0.01], adam_lrs=[0.01, 0.001], weight_decays=[0.0001], learned_lrs=[0.1, 0.01],
+    l2o_steps=20, l2o_unroll=10, l2o_epochs=1, l2o_trajectories=2, shift_weight_decays=[1e-3],
+)
+PAPER_PROFILES["metamd"] = {"smoke": _METAMD_SMOKE, "paper": _METAMD_PAPER}
+PAPER_CHOICES["metamd"] = {"digits": ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"),
+                           "digits_heldout": ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"),
+                           "rotated_domains": (0, 15, 30, 45, 60, 75), "rotated_heldout": (0, 15, 30, 45, 60, 75)}

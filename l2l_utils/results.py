@@ -145,3 +145,20 @@ def cached_frame(store: ResultsStore, name: str, config: dict, compute) -> tuple
     frame = compute()
     store.save(name, frame, {"config": config})
     return frame, False
+
+
+def cached_training(results_dir, name: str, config: dict, module: torch.nn.Module, train) -> tuple[pd.DataFrame, bool]:
+    """Train ``module`` once per ``config``: load ``<name>-<key>.pt`` and its history if a finished run with this
+    config exists, else call ``train(checkpointer) -> history frame`` (resumable through the checkpointer) and
+    store the weights and the history. Returns ``(history, reused)``; ``module`` holds the trained weights."""
+    stem = f"{name}-{config_key(config)}"
+    weights, store = Path(results_dir) / f"{stem}.pt", ResultsStore(results_dir)
+    if weights.exists() and store.has(f"{stem}-history", config):
+        module.load_state_dict(torch.load(weights, map_location="cpu"))
+        return store.load(f"{stem}-history")[0], True
+    checkpointer = Checkpointer(Path(results_dir) / f"{stem}.ckpt")
+    history = train(checkpointer)
+    atomic_save_torch(module.state_dict(), weights)
+    store.save(f"{stem}-history", history, {"config": config})
+    checkpointer.clear()
+    return history, False

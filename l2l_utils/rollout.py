@@ -21,6 +21,7 @@ class Trajectory:
     """Losses f(θ_t) for t = 0..steps (rows) of n runs (columns); NaN from divergence onwards."""
 
     losses: np.ndarray
+    params: dict | None = None  # θ at the end of the run (detached), e.g. to measure test accuracy
 
     def __post_init__(self):
         finite = np.isfinite(self.losses)
@@ -63,7 +64,7 @@ def run_learned(optimizer, problem, steps: int, hook: StepHook | None = None) ->
         losses.append(loss.detach())
         if not torch.isfinite(loss).any():
             break
-    return _trajectory(losses, steps)
+    return _trajectory(losses, steps, params)
 
 
 def run_torch_optimizer(make_optimizer: Callable, problem, steps: int, hook: StepHook | None = None) -> Trajectory:
@@ -84,11 +85,11 @@ def run_torch_optimizer(make_optimizer: Callable, problem, steps: int, hook: Ste
         if hook is not None:
             hook(t, {k: v.grad for k, v in params.items()},
                  {k: params[k].detach() - before[k] for k in params})
-    return _trajectory(losses, steps)
+    return _trajectory(losses, steps, params)
 
 
-def _trajectory(losses: list, steps: int) -> Trajectory:
+def _trajectory(losses: list, steps: int, params: dict) -> Trajectory:
     out = torch.stack(losses).float().cpu().numpy()
     if out.shape[0] < steps + 1:  # every run diverged: pad with NaN
         out = np.concatenate([out, np.full((steps + 1 - out.shape[0], out.shape[1]), np.nan)])
-    return Trajectory(out)
+    return Trajectory(out, {k: v.detach() for k, v in params.items()})

@@ -9,6 +9,7 @@ differentiated through them.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -26,6 +27,24 @@ def gaussian_params(shapes: Mapping[str, torch.Size], n: int, std: float, genera
                     device=None) -> dict:
     """IID Gaussian initial values for ``n`` optimizees (§3: "sampled from an IID Gaussian")."""
     return {k: (torch.randn((n, *s), generator=generator) * std).to(device) for k, s in shapes.items()}
+
+
+def default_init_params(module: nn.Module, n: int, generator: torch.Generator, device=None) -> dict:
+    """``n`` fresh draws of the module's own (PyTorch default) initialisation, seeded by ``generator``.
+
+    The global RNG is left untouched (the draws happen inside ``torch.random.fork_rng``).
+    """
+    draws = []
+    for _ in range(n):
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = copy.deepcopy(module).cpu()
+            for sub in fresh.modules():
+                if hasattr(sub, "reset_parameters"):
+                    sub.reset_parameters()
+        draws.append({k: v.detach() for k, v in fresh.named_parameters()})
+    return {k: torch.stack([d[k] for d in draws]).to(device) for k in draws[0]}
 
 
 # --------------------------------------------------------------------------------------------- §3.1
@@ -114,6 +133,18 @@ class ClassifierProblem:
         return self.task.batched_loss(dict(params), x, y)
 
 
+class RegularisedProblem:
+    """A problem whose loss gets an L2 penalty ½·wd·‖θ‖² per run (weight decay as in torch.optim's SGD)."""
+
+    def __init__(self, problem, weight_decay: float):
+        self.problem, self.weight_decay = problem, weight_decay
+        self.params0, self.groups = problem.params0, problem.groups
+
+    def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        penalty = sum(v.pow(2).flatten(1).sum(1) for v in params.values())
+        return self.problem.loss(params) + 0.5 * self.weight_decay * penalty
+
+
 class ClassifierTask:
     """A network trained by minibatch cross-entropy on a dataset held on the device (§3.2, §3.3).
 
@@ -121,7 +152,7 @@ class ClassifierTask:
     """
 
     def __init__(self, module: nn.Module, dataset: DeviceDataset, batch_size: int = 128,
-                 init_std: float = 0.01, group_fn: Callable | None = None):
+                 init_std: float | None = 0.01, group_fn: Callable | None = None):
         self.module = module.to(dataset.inputs.device)
         self.dataset, self.batch_size, self.init_std = dataset, batch_size, init_std
         self.shapes = {k: p.shape for k, p in self.module.named_parameters()}
@@ -130,7 +161,18 @@ class ClassifierTask:
         def single_loss(params, x, y):
             return F.cross_entropy(functional_call(self.module, params, (x,)), y)
 
+        def single_accuracy(params, x, y):
+            return (functional_call(self.module, params, (x,)).argmax(-1) == y).float().mean()
+
         self.batched_loss = vmap(single_loss)
+        self._accuracy = vmap(single_accuracy, in_dims=(0, None, None))
+
+    def accuracy(self, params: Mapping[str, torch.Tensor], data: DeviceDataset, chunk: int = 2000) -> torch.Tensor:
+        """Accuracy of every run (leading dimension of ``params``) on all of ``data``."""
+        with torch.no_grad():
+            correct = sum(self._accuracy(dict(params), data.inputs[i:i + chunk], data.targets[i:i + chunk])
+                          * len(data.targets[i:i + chunk]) for i in range(0, len(data), chunk))
+        return correct / len(data)
 
     @property
     def num_params(self) -> int:
@@ -138,7 +180,10 @@ class ClassifierTask:
 
     def sample(self, n: int, generator: torch.Generator) -> ClassifierProblem:
         device = self.dataset.inputs.device
-        params0 = gaussian_params(self.shapes, n, self.init_std, generator, device)
+        if self.init_std is None:  # the module's own initialisation (MetaMD: "random weights for base model")
+            params0 = default_init_params(self.module, n, generator, device)
+        else:
+            params0 = gaussian_params(self.shapes, n, self.init_std, generator, device)
         # minibatches are drawn on the data's device by a generator seeded from the problem stream
         seed = int(torch.randint(2**62, (1,), generator=generator))
         return ClassifierProblem(self, params0, torch.Generator(device=device).manual_seed(seed))
@@ -173,3 +218,63 @@ class Conv4(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x))
+
+
+# ------------------------------------------------------------------------------ MetaMD, App. A.1
+class MixtureTask:
+    """Problems from one of several tasks (datasets or domains), chosen uniformly per call (MetaMD §5.2)."""
+
+    def __init__(self, tasks: Sequence):
+        if not tasks:
+            raise ValueError("MixtureTask needs at least one task")
+        self.tasks = list(tasks)
+
+    def sample(self, n: int, generator: torch.Generator):
+        choice = int(torch.randint(len(self.tasks), (1,), generator=generator))
+        return self.tasks[choice].sample(n, generator)
+
+
+@dataclass
+class DiagonalQuadratics:
+    """f(θ) = θᵀQθ − bᵀθ with Q = diag(q) (MetaMD §5.1, App. A.1), n problems stacked: q, b, θ1 are (n, d)."""
+
+    q: torch.Tensor
+    b: torch.Tensor
+    theta1: torch.Tensor
+
+    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+        return (self.q * theta**2).sum(-1) - (self.b * theta).sum(-1)
+
+    def grad(self, theta: torch.Tensor) -> torch.Tensor:
+        return 2 * self.q * theta - self.b
+
+    @property
+    def minimiser(self) -> torch.Tensor:
+        return self.b / (2 * self.q)
+
+    def one(self, i: int) -> "DiagonalQuadratics":
+        """Problem ``i`` alone (tensors of shape (1, d))."""
+        return DiagonalQuadratics(self.q[i:i + 1], self.b[i:i + 1], self.theta1[i:i + 1])
+
+    def gap(self, theta: torch.Tensor) -> torch.Tensor:
+        """f(θ) − f(θ*), the sub-optimality used as stopping criterion."""
+        return self.loss(theta) - self.loss(self.minimiser)
+
+
+@dataclass(frozen=True)
+class QuadraticFamily2D:
+    """App. A.1: Q00 and Q11 drawn independently from Gaussians (means 0.3 / 14 or 0.02 / 14), b ~ N([1, 1], I),
+    a random initial point. The paper gives neither the standard deviations of Q nor the distribution of
+    θ1: ours are ``q_rel_std`` × the mean (kept above ``q_floor``) and θ1 ~ N(0, ``init_std``² I)."""
+
+    q_mean: tuple[float, float] = (0.3, 14.0)
+    q_rel_std: float = 0.1
+    q_floor: float = 1e-3
+    init_std: float = 1.0
+
+    def sample(self, n: int, generator: torch.Generator, dtype=torch.float64) -> DiagonalQuadratics:
+        mean = torch.tensor(self.q_mean, dtype=dtype)
+        q = (mean + self.q_rel_std * mean * torch.randn(n, 2, generator=generator, dtype=dtype)).clamp_min(self.q_floor)
+        b = 1.0 + torch.randn(n, 2, generator=generator, dtype=dtype)
+        theta1 = self.init_std * torch.randn(n, 2, generator=generator, dtype=dtype)
+        return DiagonalQuadratics(q, b, theta1)

@@ -1,0 +1,95 @@
+"""Meta-testing optimisers on a held-out dataset (MetaMD §5.2, App. A.7, A.13, A.16).
+
+Every optimiser trains freshly initialised networks on the held-out dataset's training split; its
+hyperparameters (learning rate, weight decay) come from a grid search on validation accuracy (a held-out
+part of the training split); then ``trials`` runs give the training-loss curves and the test accuracy.
+Hand-designed optimisers come from ``torch.optim``; learned ones are update rules (grads, state) ->
+(updates, state). Weight decay is the L2 penalty ½·wd·‖θ‖² added to every optimiser's training loss.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.integrate import trapezoid
+
+from .baselines import make_baseline
+from .data import ImageData
+from .rollout import Trajectory, run_learned, run_torch_optimizer
+from .tasks import RegularisedProblem
+
+Runner = Callable[[object, int], Trajectory]  # (problem, steps) -> trajectory with final params
+
+
+def split_data(data: ImageData, fraction: float, seed: int = 0) -> tuple[ImageData, ImageData]:
+    """A seeded random split into (first ``fraction``, rest): e.g. train/validation, or a pool into train/test."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    cut = int(round(fraction * len(data)))
+
+    def part(index):
+        return ImageData(data.images[index], data.labels[index], data.name, data.split, data.classes)
+
+    return part(order[:cut]), part(order[cut:])
+
+
+def torch_runner(name: str, lr: float) -> Runner:
+    return lambda problem, steps: run_torch_optimizer(make_baseline(name, lr), problem, steps)
+
+
+def learned_runner(update_rule) -> Runner:
+    return lambda problem, steps: run_learned(update_rule, problem, steps)
+
+
+def train_runs(runner: Runner, task, steps: int, runs: int, seed: int, weight_decay: float = 0.0) -> Trajectory:
+    """``runs`` freshly initialised networks trained together (one batch) for ``steps`` steps."""
+    problem = task.sample(runs, torch.Generator().manual_seed(seed))
+    if weight_decay:
+        problem = RegularisedProblem(problem, weight_decay)
+    return runner(problem, steps)
+
+
+def grid_search(make_runner: Callable[[float], Runner], learning_rates: Sequence[float | None],
+                weight_decays: Sequence[float], task, val_data, steps: int, seed: int) -> tuple[dict, pd.DataFrame]:
+    """Best (lr, weight_decay) by validation accuracy of one run per setting (App. A.7); a diverged run scores 0."""
+    rows = []
+    for lr, wd in itertools.product(learning_rates, weight_decays):
+        trajectory = train_runs(make_runner(lr), task, steps, 1, seed, wd)
+        accuracy = float(task.accuracy(trajectory.params, val_data)[0]) if not trajectory.diverged[0] else 0.0
+        rows.append({"lr": lr, "weight_decay": wd, "val_accuracy": accuracy,
+                     "final_train_loss": float(trajectory.final[0])})
+    table = pd.DataFrame(rows)
+    best = table.loc[table["val_accuracy"].idxmax()]
+    return {"lr": best["lr"], "weight_decay": float(best["weight_decay"])}, table
+
+
+def evaluate_runner(runner: Runner, task, test_data, steps: int, trials: int, seed: int, weight_decay: float = 0.0,
+                    **labels) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves: one row per trial × step with the training loss, scores: one row per trial with test accuracy)."""
+    trajectory = train_runs(runner, task, steps, trials, seed, weight_decay)
+    losses = trajectory.losses
+    curves = pd.DataFrame({"trial": np.tile(np.arange(trials), losses.shape[0]),
+                           "step": np.repeat(np.arange(losses.shape[0]), trials), "loss": losses.reshape(-1)})
+    accuracy = task.accuracy(trajectory.params, test_data).cpu().numpy()
+    scores = pd.DataFrame({"trial": np.arange(trials), "test_accuracy": np.where(trajectory.diverged, np.nan, accuracy),
+                           "diverged": trajectory.diverged, "auc": area_under_curve(losses)})
+    for key, value in labels.items():
+        curves[key], scores[key] = value, value
+    return curves, scores
+
+
+def area_under_curve(losses: np.ndarray) -> np.ndarray:
+    """Area under the training-loss curve per run (App. A.13: smaller = faster), trapezoid rule over steps,
+    scaled per 100 steps; NaN for a diverged run."""
+    return trapezoid(losses, axis=0) / 100.0
+
+
+def mean_std(scores: pd.DataFrame, column: str = "test_accuracy") -> Mapping[str, float]:
+    values = scores[column].to_numpy(dtype=float)
+    return {"mean": float(np.nanmean(values)) if np.isfinite(values).any() else float("nan"),
+            "std": float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")}

@@ -1,0 +1,129 @@
+"""MetaMD's outer loop (Algorithm 1) and meta-test plumbing: M stays positive definite, divergence is recorded
+not raised, an interrupted meta-training resumes to identical numbers, the quadratic meta-training improves the
+meta-objective, and the meta-test grid search / AUC behave as App. A.7 and A.13 describe."""
+
+import numpy as np
+import pytest
+import torch
+
+from l2l_utils import implicit_meta_training as imt
+from l2l_utils.convergence import run_to_convergence, torch_optimizer_step, tune_iterations
+from l2l_utils.data import DeviceDataset, ImageData
+from l2l_utils.learned_optimizers import PerParameterLearningRates
+from l2l_utils.meta_test import area_under_curve, evaluate_runner, grid_search, split_data, torch_runner
+from l2l_utils.mirror_descent import DiagonalMirrorMap, KroneckerMirrorMap
+from l2l_utils.results import Checkpointer
+from l2l_utils.tasks import ClassifierTask, QuadraticFamily2D, RegularisedProblem, mlp
+
+
+def toy_tasks(n_tasks=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(n_tasks):
+        x = torch.randn(64, 6, generator=g)
+        y = (x[:, t] > 0).long()
+        tasks.append(ClassifierTask(mlp(6, [5], 2, "relu"), DeviceDataset(x, y), batch_size=16, init_std=None))
+    return tasks
+
+
+def fresh_map(tasks):
+    return KroneckerMirrorMap(tasks[0].shapes, init_norm=0.5, generator=torch.Generator().manual_seed(1))
+
+
+CFG = imt.MetaMDConfig(meta_steps=4, tasks_per_step=2, inner_steps=10, inner_lr=0.2, meta_lr=0.05, seed=3)
+
+
+def test_meta_training_keeps_m_positive_definite_and_records_history():
+    tasks = toy_tasks()
+    mirror = fresh_map(tasks)
+    history = imt.meta_train_mirror(mirror, tasks, CFG, progress=False)
+    assert history["meta_step"].tolist() == [1, 2, 3, 4]
+    assert np.isfinite(history["meta_objective"]).all() and (history["skipped_tasks"] == 0).all()
+    for layer in mirror.blocks:
+        assert torch.linalg.eigvalsh(mirror.dense_block(layer).detach()).min() >= 1.0 - 1e-6  # aaᵀ + I ⪰ I
+
+
+def test_divergent_inner_training_is_recorded_not_raised():
+    tasks = toy_tasks()
+    mirror = fresh_map(tasks)
+    history = imt.meta_train_mirror(mirror, tasks, imt.MetaMDConfig(meta_steps=2, tasks_per_step=2, inner_steps=50,
+                                                                     inner_lr=1e30, seed=0), progress=False)
+    assert (history["skipped_tasks"] == 2).all() and history["meta_objective"].isna().all()
+
+
+def test_interrupted_meta_training_resumes_to_identical_numbers(tmp_path, monkeypatch):
+    tasks = toy_tasks()
+    full = fresh_map(tasks)
+    expected = imt.meta_train_mirror(full, tasks, CFG, progress=False)
+    checkpointer = Checkpointer(tmp_path / "metamd.ckpt")
+    real, calls = imt.implicit_hypergradient, {"n": 0}
+
+    def crash(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # during the third meta-step
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imt, "implicit_hypergradient", crash)
+    with pytest.raises(KeyboardInterrupt):
+        imt.meta_train_mirror(fresh_map(tasks), tasks, CFG, checkpointer, progress=False)
+    assert checkpointer.load()["step"] == 2
+    monkeypatch.setattr(imt, "implicit_hypergradient", real)
+    resumed = fresh_map(tasks)
+    history = imt.meta_train_mirror(resumed, tasks, CFG, checkpointer, progress=False)
+    assert history.equals(expected)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_quadratic_meta_training_lowers_the_meta_objective_and_learns_the_curvature():
+    family = QuadraticFamily2D(q_mean=(0.3, 14.0))
+    mirror = DiagonalMirrorMap(2).double()
+    cfg = imt.QuadraticMetaConfig(meta_steps=150, tasks_per_step=8, inner_steps=300, inner_lr=0.05, seed=0)
+    history = imt.meta_train_diagonal(mirror, family, cfg, progress=False)
+    assert history["meta_objective"].iloc[-10:].mean() < 0.5 * history["meta_objective"].iloc[:3].mean()
+    m = mirror.m.detach()
+    assert m[0] < m[1]  # a smaller M (larger step) along the flat direction Q00 ≈ 0.3 than along Q11 ≈ 14
+
+
+def test_run_to_convergence_counts_iterations_and_reports_failures():
+    problem = QuadraticFamily2D().sample(1, torch.Generator().manual_seed(0))
+    iters, path = run_to_convergence(torch_optimizer_step("SGD", 0.03, problem), problem, 1e-6, 5000)
+    assert 1 <= iters <= 5000 and len(path) == iters + 1
+    assert float(problem.gap(torch.tensor(path[-1:]))) < 1e-6
+    assert run_to_convergence(torch_optimizer_step("SGD", 1.0, problem), problem, 1e-6, 200)[0] == 201  # diverges
+    best, scores = tune_iterations(lambda lr, p: torch_optimizer_step("SGD", lr, p), [0.001, 0.03], [problem], 1e-6, 5000)
+    assert best == 0.03 and scores[0.001] > scores[0.03]
+
+
+def test_grid_search_picks_the_best_validation_accuracy_and_auc_is_the_area():
+    tasks = toy_tasks(1)
+    task = tasks[0]
+    val = task.dataset
+    best, table = grid_search(lambda lr: torch_runner("SGD", lr), [1e-6, 0.5], [0.0], task, val, 60, seed=0)
+    assert best["lr"] == 0.5 and table["val_accuracy"].max() == table.loc[table["lr"] == 0.5, "val_accuracy"].iloc[0]
+    curves, scores = evaluate_runner(torch_runner("SGD", 0.5), task, val, 30, trials=2, seed=0, optimizer="SGD")
+    assert set(curves["step"]) == set(range(31)) and len(scores) == 2
+    assert np.allclose(area_under_curve(np.ones((101, 2))), 1.0)
+
+
+def test_weight_decay_is_an_l2_penalty_and_meta_sgd_scales_gradients():
+    task = toy_tasks(1)[0]
+    problem = task.sample(2, torch.Generator().manual_seed(0))
+    params = {k: v.clone() for k, v in problem.params0.items()}
+    penalty = 0.05 * sum(v.pow(2).flatten(1).sum(1) for v in params.values())
+    zero_loss = type("ZeroLoss", (), {"params0": params, "groups": None, "loss": lambda self, p: torch.zeros(2)})()
+    torch.testing.assert_close(RegularisedProblem(zero_loss, 0.1).loss(params), penalty)  # ½·wd·‖θ‖² per run
+    rule = PerParameterLearningRates({k: v.shape[1:] for k, v in params.items()}, init_lr=0.3)
+    grads = {k: torch.ones_like(v) for k, v in params.items()}
+    updates, _ = rule(grads, rule.initial_state(params))
+    assert all(torch.allclose(u, torch.full_like(u, -0.3)) for u in updates.values())
+
+
+def test_split_data_is_a_seeded_partition():
+    data = ImageData(torch.arange(10.0).view(10, 1, 1, 1), torch.arange(10) % 2, "x", "train", [0, 1])
+    a, b = split_data(data, 0.8, seed=1)
+    assert len(a) == 8 and len(b) == 2
+    assert sorted(torch.cat([a.images, b.images]).flatten().tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="fraction"):
+        split_data(data, 1.0)
