@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .tasks import loop_over_runs
+
 
 @dataclass
 class EpisodeBatch:
@@ -101,16 +103,6 @@ class FewShotEpisodes:
         return batch if device is None else batch.to(device)
 
 
-def _task_loop(fn):
-    """``vmap``'s contract (leading task dimension on every argument) by a Python loop over tasks."""
-
-    def run(params, *tensors):
-        return torch.stack([fn({k: v[j] for k, v in params.items()}, *(t[j] for t in tensors))
-                            for j in range(tensors[0].shape[0])])
-
-    return run
-
-
 class BaseLearner:
     """The base-learner network of every task, evaluated functionally: ``loss(params, x, y)`` returns
     one loss per task for a dict of parameters with a leading task dimension.
@@ -135,7 +127,7 @@ class BaseLearner:
         def single_predict(params, x):
             return functional_call(self.module, params, (x,))
 
-        batch = vmap if vectorize else _task_loop
+        batch = vmap if vectorize else loop_over_runs
         self._loss, self._predict = batch(single_loss), batch(single_predict)
 
     def initial_params(self) -> dict:

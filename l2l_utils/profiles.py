@@ -219,9 +219,9 @@ _METAMD_SMOKE = dict(
     quad_meta_steps=40, quad_tasks=8, quad_tune_problems=2, quad_max_iters=20_000,
     quad_sgd_lrs=[0.01, 0.05], quad_adam_lrs=[0.1, 1.0],
     meta_steps=2, tasks_per_step=2, rotated_domains=[0, 30, 60], rotated_heldout=[0], rotated_inner_steps=30,
-    mlp_hidden=[32, 16], digits_heldout=["USPS"], digits_inner_steps=30, test_steps=60, trials=2,
-    sgd_lrs=[0.1, 0.01], adam_lrs=[0.01, 0.001], weight_decays=[0.0001], learned_lrs=[0.1, 0.01],
-    l2o_steps=20, l2o_unroll=10, l2o_epochs=1, l2o_trajectories=2, shift_weight_decays=[1e-3],
+    mlp_hidden=[32, 16], digits_heldout=["USPS"], digits_inner_steps=30, test_steps=40, trials=2,
+    sgd_lrs=[0.05], adam_lrs=[0.001], weight_decays=[0.0001], learned_lrs=[0.1],
+    l2o_steps=10, l2o_unroll=5, l2o_epochs=1, l2o_trajectories=2, shift_weight_decays=[1e-3],
 )
 PAPER_PROFILES["metamd"] = {"smoke": _METAMD_SMOKE, "paper": _METAMD_PAPER}
 PAPER_CHOICES["metamd"] = {"digits": ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"),

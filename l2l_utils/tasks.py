@@ -23,6 +23,20 @@ from .data import DeviceDataset
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
 
 
+def loop_over_runs(fn):
+    """``vmap``'s contract (leading run/task dimension on every argument) by a Python loop.
+
+    Same numbers as ``vmap(fn)``; on a CPU it is faster for convolutions, which vmap turns into grouped
+    convolutions with a slow backward (``benchmarks/bench_turtle.py``).
+    """
+
+    def run(params, *tensors):
+        return torch.stack([fn({k: v[j] for k, v in params.items()}, *(t[j] for t in tensors))
+                            for j in range(tensors[0].shape[0])])
+
+    return run
+
+
 def gaussian_params(shapes: Mapping[str, torch.Size], n: int, std: float, generator: torch.Generator,
                     device=None) -> dict:
     """IID Gaussian initial values for ``n`` optimizees (§3: "sampled from an IID Gaussian")."""
@@ -152,7 +166,7 @@ class ClassifierTask:
     """
 
     def __init__(self, module: nn.Module, dataset: DeviceDataset, batch_size: int = 128,
-                 init_std: float | None = 0.01, group_fn: Callable | None = None):
+                 init_std: float | None = 0.01, group_fn: Callable | None = None, vectorize: bool = True):
         self.module = module.to(dataset.inputs.device)
         self.dataset, self.batch_size, self.init_std = dataset, batch_size, init_std
         self.shapes = {k: p.shape for k, p in self.module.named_parameters()}
@@ -164,7 +178,7 @@ class ClassifierTask:
         def single_accuracy(params, x, y):
             return (functional_call(self.module, params, (x,)).argmax(-1) == y).float().mean()
 
-        self.batched_loss = vmap(single_loss)
+        self.batched_loss = vmap(single_loss) if vectorize else loop_over_runs(single_loss)
         self._accuracy = vmap(single_accuracy, in_dims=(0, None, None))
 
     def accuracy(self, params: Mapping[str, torch.Tensor], data: DeviceDataset, chunk: int = 2000) -> torch.Tensor:

@@ -25,7 +25,7 @@
 # rows in the paper's tables have no counterpart here).
 #
 # **Profiles.** `smoke` (default) runs everything at toy size on a CPU in about a minute (a few meta-steps, 30 inner
-# steps, one held-out domain and dataset, 60 test steps, a 784-32-16-10 MLP): its figures say "smoke profile" and its numbers are not
+# steps, one held-out domain and dataset, 40 test steps, a 784-32-16-10 MLP, one-point grids): its figures say "smoke profile" and its numbers are not
 # evidence for or against the paper. `paper` uses the paper's settings where it gives them; meant for a GPU.
 #
 # **Where the paper is silent** (ours; all in `l2l_utils/profiles.py`): k and γ of Eq. 8 (0.01 each), the number of
@@ -380,9 +380,10 @@ def meta_test(tag, task_train, task_full, val_data, test_data, learned, weight_d
 
 
 def classifier_task(model, data):
-    return ClassifierTask(model, DeviceDataset.from_image_data(data, dev, flatten=isinstance(model, torch.nn.Sequential)
-                                                               and isinstance(model[0], torch.nn.Linear)),
-                          batch_size=cfg.batch_size, init_std=None)
+    flat = isinstance(model, torch.nn.Sequential) and isinstance(model[0], torch.nn.Linear)
+    # on a CPU a loop over runs beats vmapped (grouped) convolutions; same numbers (see bench_turtle.py)
+    return ClassifierTask(model, DeviceDataset.from_image_data(data, dev, flatten=flat), batch_size=cfg.batch_size,
+                          init_std=None, vectorize=flat or dev.type == "cuda")
 
 
 def leave_one_out(tag, pools, heldout, make_model, inner_steps):
