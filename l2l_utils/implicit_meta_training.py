@@ -90,6 +90,8 @@ def meta_train_mirror(mirror, tasks: list, cfg: MetaMDConfig, checkpointer: Chec
             for name, p in mirror.named_parameters():
                 p.grad = total[name]
             optimizer.step()
+        # A = aaᵀ + I and B = bbᵀ + I make every block positive definite (λ ≥ 1) whatever the factors are
+        assert float(mirror.strong_convexity()) >= 1.0 - 1e-6, "M lost positive definiteness"
         with torch.no_grad():
             history.append({"meta_step": step + 1, "meta_objective": float(np.mean(objectives)) if objectives else np.nan,
                             "final_inner_loss": float(np.mean(finals)) if finals else np.nan,

@@ -408,12 +408,19 @@ def leave_one_out(tag, pools, heldout, make_model, inner_steps):
     return curves.assign(heldout=str(heldout)), scores.assign(heldout=str(heldout)), learned
 
 
+NOT_IMPLEMENTED = ["MetaCur", "KFAC", "PowerSign", "AddSign", "ARUBA", "ARUBA++"]  # optional baselines of the paper
+
+
 def accuracy_table(scores, order):
+    """Table 1 layout: test accuracy (%) mean ± std over trials; the paper's other optimisers say they are absent."""
     cells = {}
     for (name, held), group in scores.groupby(["optimizer", "heldout"]):
         s = mean_std(group)
         cells.setdefault(name, {})[held] = f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f}"
-    return pd.DataFrame(cells).T.reindex([n for n in order if n in cells])
+    table = pd.DataFrame(cells).T.reindex([n for n in order if n in cells])
+    for name in NOT_IMPLEMENTED:
+        table.loc[name] = "not implemented"
+    return table
 
 
 OPTIMIZERS = ["SGD", "SGD-M", "Adam", "RMSprop", "L2O", "Meta-SGD", "MetaMD"]
