@@ -14,7 +14,6 @@ Medians over ``--repeats`` after warm-up, synchronised on CUDA.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from l2l_utils.digit_datasets import lenet  # noqa: E402
 from l2l_utils.hypergradients import implicit_hypergradient  # noqa: E402
 from l2l_utils.mirror_descent import KroneckerMirrorMap  # noqa: E402
-from timing import _load_average, start, time_per_call  # noqa: E402
+from timing import finish, start, time_per_call  # noqa: E402
 
 SEED, BATCH = 0, 128
 
@@ -83,13 +82,8 @@ def main(argv=None) -> dict:
     theta_T = {k: v + 0.1 * torch.randn_like(v) for k, v in theta1.items()}
     hyper = time_per_call(lambda: implicit_hypergradient(mirror, theta_T, theta1, 0.01, 0.01, terms=20), **kw)["median_s"]
     print(f"\n2. One implicit hypergradient (J = 20): {1e3 * hyper:.2f} ms = {hyper / rows['MetaMD']:.1f} MetaMD steps")
-    env["load_average_end"] = _load_average()
-    result = {"environment": env, "step_ms": {k: 1e3 * v for k, v in rows.items()}, "hypergradient_ms": 1e3 * hyper,
-              "total_s": time.perf_counter() - t0}
-    print(f"\ntotal wall time: {result['total_s']:.1f} s")
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
-    return result
+    result = {"environment": env, "step_ms": {k: 1e3 * v for k, v in rows.items()}, "hypergradient_ms": 1e3 * hyper}
+    return finish(result, env, t0, args.out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ for the image episodes (timing does not depend on pixel values), so no dataset i
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from l2l_utils.episodes import BaseLearner, EpisodeBatch, SineTasks  # noqa: E40
 from l2l_utils.episodic_training import EpisodicConfig, _meta_step  # noqa: E402
 from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
 from l2l_utils.tasks import Conv4, sine_network  # noqa: E402
-from timing import _load_average, start, time_per_call  # noqa: E402
+from timing import finish, start, time_per_call  # noqa: E402
 
 SEED = 0
 METHODS = {  # name -> (maker from θ, second order, extra config)
@@ -166,12 +165,7 @@ def main(argv=None) -> dict:
               f"BaseLearner(vectorize=False) {row['meta_unvectorized_ms']:.1f}")
         print(f"     MAML evaluation (T = 5), {chunk} tasks: together {row['eval_together_ms']:.1f}, loop "
               f"{row['eval_looped_ms']:.1f} ({row['eval_looped_ms'] / row['eval_together_ms']:.2f}x)")
-    env["load_average_end"] = _load_average()
-    result["total_s"] = time.perf_counter() - t0
-    print(f"\ntotal wall time: {result['total_s']:.1f} s")
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
-    return result
+    return finish(result, env, t0, args.out)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,15 @@ def start(device_arg: str, threads: int | None, note: str = ""):
         print(f"WARNING: 1-min load average {load[0]:.2f} on {os.cpu_count()} CPUs: other processes compete "
               f"for the cores and CPU timings will be inflated (try --threads 1)")
     return device, make_sync(device), env
+
+
+def finish(result: dict, env: dict, started: float, out=None) -> dict:
+    """Record the end load average and total time, print it, and write ``result`` to ``out`` as JSON if given."""
+    import json
+
+    env["load_average_end"] = _load_average()
+    result["total_s"] = time.perf_counter() - started
+    print(f"\ntotal wall time: {result['total_s']:.1f} s")
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2))
+    return result

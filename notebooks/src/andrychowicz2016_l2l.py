@@ -48,7 +48,6 @@ import copy
 import dataclasses
 import inspect
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -57,7 +56,6 @@ import torch
 from IPython.display import Markdown, display
 
 from l2l_utils.baselines import BASELINES, make_baseline
-from l2l_utils.claims import ClaimsTable
 from l2l_utils.comparison import (at_grid_edge, best_learning_rates, compare_optimizers, mean_curves,
                                   outperform_verdict, tune_baselines, versus_best_baseline)
 from l2l_utils.data import DatasetMissingError, DeviceDataset, label_subset, load_image_dataset
@@ -65,31 +63,20 @@ from l2l_utils.inspection import learned_responses, step_likeness, torch_optim_h
 from l2l_utils.learned_optimizers import CoordinatewiseLSTM, LSTMOptimizer, preprocess_gradient
 from l2l_utils.meta_training import (MetaTrainConfig, meta_train_cached, random_search_meta_lr,
                                     truncated_meta_loss)
-from l2l_utils.plotting import paper_style, plot_final_losses, plot_learning_curves, profile_title, save_figure
-from l2l_utils.profiles import PAPER_CHOICES, PAPER_PROFILES, parse_overrides, resolve_profile
-from l2l_utils.results import ResultsStore, cached_frame, config_key
+from l2l_utils.plotting import plot_final_losses, plot_learning_curves, profile_title, save_figure
+from l2l_utils.results import cached_frame, config_key
 from l2l_utils.rollout import run_learned
-from l2l_utils.runtime import project_root, resolve_device, seed_everything
+from l2l_utils.notebook_setup import start_notebook
 from l2l_utils.tasks import ClassifierTask, ConvNet, QuadraticTask, conv_fc_groups, mlp
 
 PAPER = "andrychowicz2016"
 # Every parameter is checked here, before any compute; a bad value stops with a message naming it.
-cfg = resolve_profile(profile, PAPER_PROFILES[PAPER], overrides, PAPER_CHOICES[PAPER])
-dev = resolve_device(device)
-seed_everything(seed)
-root = project_root()
-results_dir = Path(results_dir) if results_dir else root / "runs" / profile / "results" / PAPER
-figures_dir = Path(figures_dir) if figures_dir else root / "figures" / PAPER
-store = ResultsStore(results_dir)
-# the claims table says when sizes were overridden, so a changed profile is never reported as the paper's
-overridden = sorted(parse_overrides(overrides))
-run_note = f"{len(overridden)} setting(s) overridden" if overridden else ""
-claims = ClaimsTable("Andrychowicz et al. 2016 (L2L)", f"{profile} (overridden: {', '.join(overridden)})" if overridden else profile)
-paper_style()
+run = start_notebook(PAPER, "Andrychowicz et al. 2016 (L2L)", profile, seed, device, results_dir, figures_dir, overrides)
+cfg, dev, results_dir, figures_dir, store, claims, run_note = (
+    run.cfg, run.device, run.results_dir, run.figures_dir, run.store, run.claims, run.run_note)
 HAND = list(BASELINES)          # SGD, RMSprop, ADAM, NAG from torch.optim
 TUNE_SEED, TEST_SEED = 1_000 * seed + 7, 1_000 * seed + 123   # tuning and test problems differ from training
-started = time.perf_counter()
-print(f"profile={profile} seed={seed} device={dev} results={results_dir} figures={figures_dir}")
+started = run.started
 
 
 def problems(task, n, problem_seed):

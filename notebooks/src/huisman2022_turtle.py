@@ -45,7 +45,6 @@ progress = True       # tqdm progress bars
 # %%
 import inspect
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -53,43 +52,36 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from l2l_utils.claims import ClaimsTable
 from l2l_utils.confidence import bootstrap_ci
 from l2l_utils.data import DatasetMissingError
 from l2l_utils.episodes import BaseLearner, FewShotEpisodes, SineTasks
 from l2l_utils.episodic_training import EpisodicConfig, _meta_step, fixed_episodes, train_and_test
 from l2l_utils.fewshot_data import load_fewshot_dataset, load_omniglot_subsets, split_classes
 from l2l_utils.meta_learners import MAML, EpisodicMetaLearner, MetaLearnerLSTM, Turtle, theorem1_parameters
-from l2l_utils.plotting import paper_style, profile_title, save_figure
-from l2l_utils.profiles import PAPER_CHOICES, PAPER_PROFILES, ParameterError, parse_overrides, resolve_profile
+from l2l_utils.plotting import profile_title, save_figure
+from l2l_utils.notebook_setup import start_notebook
+from l2l_utils.profiles import ParameterError
 from l2l_utils.results import ResultsStore, cached_frame
-from l2l_utils.runtime import project_root, resolve_device, seed_everything
 from l2l_utils.tasks import Conv4, sine_network
 from l2l_utils.transfer_baselines import evaluate_transfer, make_head, pretrain
 
 PAPER = "huisman2022"
+
+
+def check(cfg):
+    if abs(sum(cfg.omniglot_split) - 1.0) > 1e-6 or len(cfg.omniglot_split) != 3:
+        raise ParameterError(f"omniglot_split must be three fractions summing to 1, got {cfg.omniglot_split}")
+    if cfg.val_every > cfg.sine_train_tasks:
+        raise ParameterError(f"val_every={cfg.val_every} exceeds sine_train_tasks={cfg.sine_train_tasks}")
+
+
 # Every parameter is checked here, before any compute; a bad value stops with a message naming it.
-if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-    raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
-cfg = resolve_profile(profile, PAPER_PROFILES[PAPER], overrides, PAPER_CHOICES[PAPER])
-if abs(sum(cfg.omniglot_split) - 1.0) > 1e-6 or len(cfg.omniglot_split) != 3:
-    raise ParameterError(f"omniglot_split must be three fractions summing to 1, got {cfg.omniglot_split}")
-if cfg.val_every > cfg.sine_train_tasks:
-    raise ParameterError(f"val_every={cfg.val_every} exceeds sine_train_tasks={cfg.sine_train_tasks}")
-dev = resolve_device(device)
-seed_everything(seed)
-root = project_root()
-results_dir = Path(results_dir) if results_dir else root / "runs" / profile / "results" / PAPER
-figures_dir = Path(figures_dir) if figures_dir else root / "figures" / PAPER
-store = ResultsStore(results_dir)
-overridden = sorted(parse_overrides(overrides))
-run_note = f"{len(overridden)} setting(s) overridden" if overridden else ""
-claims = ClaimsTable("Huisman et al. 2022 (TURTLE)",
-                     f"{profile} (overridden: {', '.join(overridden)})" if overridden else profile)
-paper_style()
+run = start_notebook(PAPER, "Huisman et al. 2022 (TURTLE)", profile, seed, device, results_dir, figures_dir,
+                     overrides, check)
+cfg, dev, results_dir, figures_dir, store, claims, run_note = (
+    run.cfg, run.device, run.results_dir, run.figures_dir, run.store, run.claims, run.run_note)
 VAL_SEED, TEST_SEED = 1_000 * seed + 11, 1_000 * seed + 22   # the same validation / test tasks for every method
-started = time.perf_counter()
-print(f"profile={profile} seed={seed} device={dev} results={results_dir} figures={figures_dir}")
+started = run.started
 
 
 def not_run(claim, statement, paper_value, why):

@@ -63,8 +63,7 @@ progress = True       # tqdm progress bars
 import inspect
 import math
 import time
-from dataclasses import asdict, replace
-from pathlib import Path
+from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -72,7 +71,6 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from l2l_utils.claims import ClaimsTable
 from l2l_utils.convergence import run_to_convergence, torch_optimizer_step, tune_iterations
 from l2l_utils.data import DatasetMissingError, DeviceDataset
 from l2l_utils.digit_datasets import available_splits, lenet, load_digit_dataset, resnet18, rotated_mnist
@@ -84,34 +82,29 @@ from l2l_utils.meta_test import (evaluate_runner, grid_search, learned_runner, m
                                  torch_runner)
 from l2l_utils.meta_training import MetaTrainConfig, meta_train_cached
 from l2l_utils.mirror_descent import DiagonalMirrorMap, KroneckerMirrorMap, MirrorDescentOptimizer
-from l2l_utils.plotting import paper_style, profile_title, save_figure
-from l2l_utils.profiles import PAPER_CHOICES, PAPER_PROFILES, ParameterError, parse_overrides, resolve_profile
+from l2l_utils.plotting import profile_title, save_figure
+from l2l_utils.notebook_setup import start_notebook
+from l2l_utils.profiles import ParameterError
 from l2l_utils.results import ResultsStore, cached_frame, cached_training
-from l2l_utils.runtime import project_root, resolve_device, seed_everything
 from l2l_utils.tasks import ClassifierTask, MixtureTask, QuadraticFamily2D, mlp
 
 PAPER = "metamd"
-if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-    raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
-cfg = resolve_profile(profile, PAPER_PROFILES[PAPER], overrides, PAPER_CHOICES[PAPER])
-for key, domains in (("rotated_heldout", "rotated_domains"), ("digits_heldout", "digits")):
-    if not set(cfg[key]) <= set(cfg[domains]):
-        raise ParameterError(f"{key}={cfg[key]} must be a subset of {domains}={cfg[domains]}")
-for key in ("pool_train_fraction", "val_fraction", "delta"):
-    if not 0 < cfg[key] < 1:
-        raise ParameterError(f"{key} must lie in (0, 1), got {cfg[key]}")
-dev = resolve_device(device)
-seed_everything(seed)
-root = project_root()
-results_dir = Path(results_dir) if results_dir else root / "runs" / profile / "results" / PAPER
-figures_dir = Path(figures_dir) if figures_dir else root / "figures" / PAPER
-store = ResultsStore(results_dir)
-overridden = sorted(parse_overrides(overrides))
-run_note = f"{len(overridden)} setting(s) overridden" if overridden else ""
-claims = ClaimsTable("MetaMD", f"{profile} (overridden: {', '.join(overridden)})" if overridden else profile)
-paper_style()
-started = time.perf_counter()
-print(f"profile={profile} seed={seed} device={dev} results={results_dir} figures={figures_dir}")
+
+
+def check(cfg):
+    for key, domains in (("rotated_heldout", "rotated_domains"), ("digits_heldout", "digits")):
+        if not set(cfg[key]) <= set(cfg[domains]):
+            raise ParameterError(f"{key}={cfg[key]} must be a subset of {domains}={cfg[domains]}")
+    for key in ("pool_train_fraction", "val_fraction", "delta"):
+        if not 0 < cfg[key] < 1:
+            raise ParameterError(f"{key} must lie in (0, 1), got {cfg[key]}")
+
+
+# Every parameter is checked here, before any compute; a bad value stops with a message naming it.
+run = start_notebook(PAPER, "MetaMD", profile, seed, device, results_dir, figures_dir, overrides, check)
+cfg, dev, results_dir, figures_dir, store, claims, run_note = (
+    run.cfg, run.device, run.results_dir, run.figures_dir, run.store, run.claims, run.run_note)
+started = run.started
 
 
 def not_run(claim, statement, paper_value, why):
