@@ -380,6 +380,36 @@ def resnet18(num_classes: int = 10) -> nn.Module:
     """torchvision's ResNet-18 (ImageNet stem, 3-channel input), randomly initialised, never downloads.
 
     11,181,642 parameters with 10 classes, of which 11,176,512 are outside the final ``fc`` layer; that is
-    the Meta-SGD meta-parameter count in the MetaMD paper's Table 9.
+    the Meta-SGD meta-parameter count in the MetaMD paper's Table 9. Batch norm uses batch statistics only
+    (no running averages), so a training step is a function of the parameters alone, as the functional
+    (vmapped) training of many networks needs; the parameter count is unchanged.
     """
-    return torchvision.models.resnet18(weights=None, num_classes=num_classes)
+    return torchvision.models.resnet18(weights=None, num_classes=num_classes,
+                                       norm_layer=lambda c: nn.BatchNorm2d(c, track_running_stats=False))
+
+
+def load_stl10(split: str = "train", data_dir: str | os.PathLike | None = None) -> ImageData:
+    """STL-10's labelled split (MetaMD §5.2, a meta-train dataset for ResNet-18 on CIFAR-10) from torchvision's
+    layout ``<root>/stl10_binary/{train,test}_{X,y}.bin`` (uint8 3×96×96 column-major images, labels 1..10),
+    as float RGB (N, 3, 96, 96) in [0, 1] with labels 0..9. Read directly (torchvision's class checks the md5
+    of the whole archive); never downloaded here."""
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    folder = resolve_data_dir(data_dir) / "stl10_binary"
+    files = [folder / f"{split}_X.bin", folder / f"{split}_y.bin"]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise DatasetMissingError("STL10", missing, [folder], "<root>/stl10_binary/train_X.bin", downloadable=False)
+    images = np.fromfile(files[0], dtype=np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
+    labels = np.fromfile(files[1], dtype=np.uint8).astype(np.int64) - 1
+    return _make_image_data(torch.from_numpy(images.copy()).float().div_(255.0), torch.from_numpy(labels),
+                            "STL10", split)
+
+
+def to_rgb(data: ImageData, size: int = 32) -> ImageData:
+    """Images as 3-channel size×size (greyscale repeated), e.g. DiverseDigits and STL-10 next to CIFAR-10."""
+    images = data.images if data.images.shape[1] == 3 else data.images.repeat(1, 3, 1, 1)
+    if images.shape[-1] != size:
+        images = torch.cat([TF.resize(images[i:i + 2048], [size, size], antialias=True)
+                            for i in range(0, len(images), 2048)]).clamp_(0.0, 1.0)
+    return ImageData(images, data.labels, data.name, data.split, data.classes)

@@ -62,3 +62,13 @@ def write_fewshot_images(root: Path, classes_per_split: int = 5, per_class: int 
     for c in range(4 * classes_per_split):
         for i in range(per_class):
             jpg(root / "CUB_200_2011" / "images" / f"{c + 1:03d}.Bird_{c}" / f"Bird_{c}_{i}.jpg")
+
+
+def write_stl10(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) -> None:
+    """STL-10's labelled splits in torchvision's binary layout: ``stl10_binary/{train,test}_{X,y}.bin``."""
+    rng = np.random.default_rng(seed)
+    folder = root / "stl10_binary"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8).tofile(folder / f"{split}_X.bin")
+        (np.arange(n) % 10 + 1).astype(np.uint8).tofile(folder / f"{split}_y.bin")

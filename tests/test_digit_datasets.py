@@ -315,3 +315,31 @@ def test_real_rotated_mnist_test_split():
     r = DD.rotated_mnist(45, "test")
     _check_standard(r, 10_000)
     assert r.name == "RotatedMNIST-45" and torch.equal(r.labels, mnist.labels)
+
+
+def test_stl10_reader_and_rgb_conversion(tmp_path):
+    from conftest import write_stl10
+
+    from l2l_utils.digit_datasets import load_stl10, to_rgb
+
+    write_stl10(tmp_path, n_train=6, n_test=3)
+    data = load_stl10("train", tmp_path)
+    assert data.images.shape == (6, 3, 96, 96) and data.labels.tolist() == [0, 1, 2, 3, 4, 5]
+    raw = np.fromfile(tmp_path / "stl10_binary" / "train_X.bin", dtype=np.uint8).reshape(-1, 3, 96, 96)
+    assert torch.allclose(data.images[1, 2, 5, 7] * 255, torch.tensor(float(raw[1, 2, 7, 5])))  # column-major
+    small = to_rgb(data, 32)
+    assert small.images.shape == (6, 3, 32, 32) and small.images.max() <= 1.0
+    grey = D.ImageData(torch.rand(2, 1, 28, 28), torch.tensor([0, 1]), "g", "train", [0, 1])
+    rgb = to_rgb(grey, 32)
+    assert rgb.images.shape == (2, 3, 32, 32) and torch.equal(rgb.images[:, 0], rgb.images[:, 2])
+    with pytest.raises(D.DatasetMissingError, match="test_X.bin"):
+        (tmp_path / "stl10_binary" / "test_X.bin").unlink()
+        load_stl10("test", tmp_path)
+
+
+def test_resnet18_uses_batch_statistics_only():
+    from l2l_utils.digit_datasets import resnet18
+
+    net = resnet18(10)
+    assert all(not m.track_running_stats for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not list(net.buffers())
