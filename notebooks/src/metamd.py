@@ -40,7 +40,10 @@
 # **Errata** (section 1 shows the numerical evidence; we implement the corrected formulas):
 # 1. Eq. 14 and Eq. 15 are not equivalent: with B_φ/(2η) (Eq. 14) the minimiser is θ − 2ηM⁻¹∇L; Eq. 15–24 give
 #    θ − ηM⁻¹∇L, which we use (as §4.2 does).
-# 2. Eq. 13 lacks the minus sign of the implicit function theorem (Algorithm 2's output −p·∂²B/∂θ∂M has it).
+# 2. Eq. 13 lacks the minus sign of the implicit function theorem (Algorithm 2's output −p·∂²B/∂θ∂M has it). The sign
+#    decides where M goes: the rephrased problem is not stationary at θ_T, and with the minus the IFT term −ddᵀ
+#    (d = θ_T − θ1) outweighs the direct ½ddᵀ, so M grows; as printed, M shrinks. We implement the derivation; in our
+#    reduced CPU run the meta-objective then rose during meta-training (`runs/paper-cpu-reduced/metamd/README.md`).
 # 3. Algorithm 2 with step α sums Σ_j (I − αH)^j ≈ (αH)⁻¹: p must be multiplied by α to approximate H⁻¹, and the
 #    series diverges unless α < 2/λ_max(H).
 # 4. App. A.4, Eq. 44: ‖A ⊗ B‖²_F = Σ_ij v_i(A)² v_j(B)², not Σ_ij v_i(A) v_j(B).
