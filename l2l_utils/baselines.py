@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from .rollout import Trajectory, run_torch_optimizer
+from .sign_optimizers import AddSign, PowerSign
 
 BASELINES: dict[str, Callable] = {
     "SGD": lambda params, lr: torch.optim.SGD(params, lr=lr),
@@ -22,10 +23,13 @@ BASELINES: dict[str, Callable] = {
 }
 
 
-# every torch.optim update rule the notebooks use; MetaMD (App. A.7) adds SGD with momentum 0.9 ("SGD-M")
+# every torch.optim-style update rule the notebooks use; MetaMD (§5, App. A.7) adds SGD with momentum 0.9
+# ("SGD-M") and Bello et al. (2017)'s PowerSign and AddSign (undecayed, default β/base/α; see sign_optimizers)
 TORCH_OPTIMIZERS: dict[str, Callable] = {
     **BASELINES,
     "SGD-M": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+    "PowerSign": lambda params, lr: PowerSign(params, lr=lr),
+    "AddSign": lambda params, lr: AddSign(params, lr=lr),
 }
 
 

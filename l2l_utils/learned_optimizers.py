@@ -125,3 +125,25 @@ class PerParameterLearningRates(nn.Module):
 
     def forward(self, grads: Mapping[str, torch.Tensor], state: State, groups=None) -> tuple[dict, State]:
         return {k: -self.rates[self.keys[k]] * g for k, g in grads.items()}, state
+
+    def transfer(self, shapes: Mapping[str, torch.Size]) -> "PerParameterLearningRates":
+        """The learned rates for a network with other tensor sizes (MetaMD §5.2, high resolution: 20-class
+        meta-training tasks, other class counts at meta-test; ours, the paper does not say): a tensor of the same
+        shape keeps its rates; one whose first (output) dimension differs gets its rates averaged over that
+        dimension, as its rows were random classes; any other mismatch gets the tensor's mean rate."""
+        new = PerParameterLearningRates(shapes).to(next(self.parameters()).device)
+        with torch.no_grad():
+            for name, key in new.keys.items():
+                target = new.rates[key]
+                old = self.rates[self.keys[name]] if name in self.keys else None
+                if old is not None and old.shape == target.shape:
+                    target.copy_(old)
+                elif old is not None and old.dim() > 0 and old.shape[1:] == target.shape[1:]:
+                    target.copy_(old.mean(0, keepdim=True).expand_as(target))
+                else:
+                    target.fill_(float(old.mean()) if old is not None else float(self.mean_rate()))
+        return new
+
+    def mean_rate(self) -> torch.Tensor:
+        """The mean learned rate over all parameters."""
+        return torch.cat([r.reshape(-1) for r in self.rates.values()]).mean()

@@ -19,10 +19,10 @@ from scipy.integrate import trapezoid
 
 from .baselines import make_baseline
 from .data import ImageData
-from .rollout import Trajectory, run_learned, run_torch_optimizer
+from .rollout import Monitor, Trajectory, run_learned, run_torch_optimizer
 from .tasks import RegularisedProblem
 
-Runner = Callable[[object, int], Trajectory]  # (problem, steps) -> trajectory with final params
+Runner = Callable[..., Trajectory]  # (problem, steps, monitor=None) -> trajectory with final params
 
 
 def split_data(data: ImageData, fraction: float, seed: int = 0) -> tuple[ImageData, ImageData]:
@@ -39,19 +39,21 @@ def split_data(data: ImageData, fraction: float, seed: int = 0) -> tuple[ImageDa
 
 
 def torch_runner(name: str, lr: float) -> Runner:
-    return lambda problem, steps: run_torch_optimizer(make_baseline(name, lr), problem, steps)
+    return lambda problem, steps, monitor=None: run_torch_optimizer(make_baseline(name, lr), problem, steps,
+                                                                    monitor=monitor)
 
 
 def learned_runner(update_rule) -> Runner:
-    return lambda problem, steps: run_learned(update_rule, problem, steps)
+    return lambda problem, steps, monitor=None: run_learned(update_rule, problem, steps, monitor=monitor)
 
 
-def train_runs(runner: Runner, task, steps: int, runs: int, seed: int, weight_decay: float = 0.0) -> Trajectory:
+def train_runs(runner: Runner, task, steps: int, runs: int, seed: int, weight_decay: float = 0.0,
+               monitor: Monitor | None = None) -> Trajectory:
     """``runs`` freshly initialised networks trained together (one batch) for ``steps`` steps."""
     problem = task.sample(runs, torch.Generator().manual_seed(seed))
     if weight_decay:
         problem = RegularisedProblem(problem, weight_decay)
-    return runner(problem, steps)
+    return runner(problem, steps, monitor)
 
 
 def grid_search(make_runner: Callable[[float], Runner], learning_rates: Sequence[float | None],
@@ -69,12 +71,31 @@ def grid_search(make_runner: Callable[[float], Runner], learning_rates: Sequence
 
 
 def evaluate_runner(runner: Runner, task, test_data, steps: int, trials: int, seed: int, weight_decay: float = 0.0,
-                    **labels) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(curves: one row per trial × step with the training loss, scores: one row per trial with test accuracy)."""
-    trajectory = train_runs(runner, task, steps, trials, seed, weight_decay)
+                    accuracy_every: int | None = None, train_data=None, **labels) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves: one row per trial × step with the training loss, scores: one row per trial with test accuracy).
+
+    With ``accuracy_every``, the curves also get the accuracy on ``train_data`` and ``test_data`` every that many
+    steps and at the end (MetaMD Fig. 4 and 6: training loss, training accuracy and test accuracy); NaN elsewhere.
+    """
+    accuracy_rows = {}
+
+    def monitor(t, params):
+        if t % accuracy_every == 0 or t == steps:
+            accuracy_rows[t] = (task.accuracy(params, train_data).cpu().numpy(),
+                                task.accuracy(params, test_data).cpu().numpy())
+
+    if accuracy_every is not None and (accuracy_every < 1 or train_data is None):
+        raise ValueError("accuracy curves need accuracy_every >= 1 and train_data")
+    trajectory = train_runs(runner, task, steps, trials, seed, weight_decay, monitor if accuracy_every else None)
     losses = trajectory.losses
     curves = pd.DataFrame({"trial": np.tile(np.arange(trials), losses.shape[0]),
                            "step": np.repeat(np.arange(losses.shape[0]), trials), "loss": losses.reshape(-1)})
+    if accuracy_every:
+        for column, which in (("train_accuracy", 0), ("test_accuracy", 1)):
+            values = np.full(losses.shape, np.nan)
+            for t, pair in accuracy_rows.items():
+                values[t] = np.where(np.isnan(losses[t]), np.nan, pair[which])
+            curves[column] = values.reshape(-1)
     accuracy = task.accuracy(trajectory.params, test_data).cpu().numpy()
     scores = pd.DataFrame({"trial": np.arange(trials), "test_accuracy": np.where(trajectory.diverged, np.nan, accuracy),
                            "diverged": trajectory.diverged, "auc": area_under_curve(losses)})

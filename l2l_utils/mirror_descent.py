@@ -63,6 +63,22 @@ class KroneckerMirrorMap(nn.Module):
         """Σ_ζ (κ_ζ + ι_ζ): the number of meta-parameters (Table 9)."""
         return sum(p.numel() for p in self.parameters())
 
+    def transfer(self, named_shapes: Mapping[str, torch.Size]) -> "KroneckerMirrorMap":
+        """This M for a network with other layer sizes, e.g. meta-trained on 20-class tasks and deployed on a
+        256-class dataset (MetaMD §5.2, high resolution; the paper does not say how). A factor is kept where its
+        size matches the new block and set to zero (an identity factor) where it does not: a classifier keeps its
+        input-side factor a, and its row factor b becomes 0 (B = I), as its rows were random classes."""
+        new = KroneckerMirrorMap(named_shapes, init_norm=0.0).to(next(self.parameters()).device)
+        with torch.no_grad():
+            for layer, (rows, cols, key) in new.dims.items():
+                if layer in self.dims:
+                    old_rows, old_cols, old_key = self.dims[layer]
+                    if old_cols == cols:
+                        new.a[key].copy_(self.a[old_key])
+                    if old_rows == rows:
+                        new.b[key].copy_(self.b[old_key])
+        return new
+
     # ------------------------------------------------------------------ layer matrices
     def matrix(self, tensors: Mapping[str, torch.Tensor], layer: str) -> torch.Tensor:
         """G_ζ: the layer's tensors as one (…, ι, κ) matrix (leading dims kept, e.g. a run dimension)."""

@@ -67,9 +67,11 @@ def _check_value(key: str, value: Any, default: Any, choices: Mapping[str, tuple
         if not isinstance(value, (list, tuple)) or len(value) == 0:
             raise ParameterError(f"{key} must be a non-empty list, got {value!r}")
         integers = all(isinstance(d, int) and not isinstance(d, bool) for d in default)
+        zero_ok = key.endswith("weight_decays")  # a weight-decay grid may include 0 (MetaMD App. A.9)
         for item in value:
-            if isinstance(item, (int, float)) and not isinstance(item, bool) and not item > 0:
-                raise ParameterError(f"{key} must hold positive values, got {value!r}")
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and not (item > 0 or zero_ok and item == 0):
+                raise ParameterError(f"{key} must hold {'non-negative' if zero_ok else 'positive'} values, "
+                                     f"got {value!r}")
             if integers and (isinstance(item, bool) or not isinstance(item, int)):
                 raise ParameterError(f"{key} must hold positive integers, got {value!r}")
         return list(value)
@@ -213,6 +215,18 @@ _METAMD_PAPER = {
     "optimizers": ["SGD", "SGD-M", "Adam", "RMSprop", "L2O", "Meta-SGD", "MetaMD"],
     # Table 2 / 5: ResNet-18 on CIFAR-10, meta-trained on STL-10 + DiverseDigits (all as 3×32×32); T: ours
     "cifar_inner_steps": 500,
+    # the optimisers of the ResNet-18 tables (2, 3, 5, 6) that are implemented here
+    "resnet_optimizers": ["SGD-M", "Adam", "PowerSign", "AddSign", "Meta-SGD", "MetaMD"],
+    # §5.2 / App. A.9 high resolution: datasets, 224×224, 20 random classes per meta-training task, the A.9 grid;
+    # T, meta-test steps, batch size, accuracy-curve interval and training-accuracy subset: ours
+    "highres_meta_train": ["Aircraft", "Butterfly", "Pets"], "highres_meta_test": ["Caltech256", "DTD", "Flowers", "PubFig"],
+    "highres_image_size": 224, "highres_classes": 20, "highres_inner_steps": 500, "highres_batch_size": 64,
+    "highres_test_steps": 3000, "highres_lrs": [0.1, 0.01, 0.001, 0.0001],
+    "highres_weight_decays": [0.001, 0.0005, 0.0001, 0.00001, 0.0], "accuracy_every": 250,
+    "train_accuracy_images": 2000,
+    # App. A.10-A.11: loss along the top Hessian eigenvector (±radius, points) on landscape_images training images,
+    # power-iteration steps (all ours)
+    "landscape_images": 512, "landscape_radius": 1.0, "landscape_points": 21, "landscape_iters": 30,
     # App. A.16: weight decay as domain shift (0, the meta-training setting, is always included)
     "shift_weight_decays": [1e-5, 1e-4, 1e-3],
     # Theorem 4.1: confidence 1 − δ
@@ -226,9 +240,19 @@ _METAMD_SMOKE = dict(
     mlp_hidden=[32, 16], digits_heldout=["USPS"], digits_inner_steps=30, test_steps=40, trials=2,
     sgd_lrs=[0.05], adam_lrs=[0.001], weight_decays=[0.0001], learned_lrs=[0.1],
     l2o_steps=10, l2o_unroll=5, l2o_epochs=1, l2o_trajectories=2, shift_weight_decays=[1e-3],
+    highres_image_size=32, highres_classes=2, highres_inner_steps=3, highres_batch_size=8, highres_test_steps=6,
+    highres_lrs=[0.01], highres_weight_decays=[0.0], accuracy_every=3, train_accuracy_images=16,
+    landscape_images=128, landscape_points=7, landscape_iters=10,
 )
 PAPER_PROFILES["metamd"] = {"smoke": _METAMD_SMOKE, "paper": _METAMD_PAPER}
-PAPER_CHOICES["metamd"] = {"optimizers": ("SGD", "SGD-M", "Adam", "RMSprop", "L2O", "Meta-SGD", "MetaMD"),
+PAPER_CHOICES["metamd"] = {"optimizers": ("SGD", "SGD-M", "Adam", "RMSprop", "L2O", "PowerSign", "AddSign", "Meta-SGD",
+                                          "MetaMD"),
                            "digits": ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"),
                            "digits_heldout": ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"),
-                           "rotated_domains": (0, 15, 30, 45, 60, 75), "rotated_heldout": (0, 15, 30, 45, 60, 75)}
+                           "rotated_domains": (0, 15, 30, 45, 60, 75), "rotated_heldout": (0, 15, 30, 45, 60, 75),
+                           "resnet_optimizers": ("SGD", "SGD-M", "Adam", "RMSprop", "PowerSign", "AddSign",
+                                                 "Meta-SGD", "MetaMD"),
+                           "highres_meta_train": ("Aircraft", "Butterfly", "Pets", "Caltech256", "DTD", "Flowers",
+                                                  "PubFig"),
+                           "highres_meta_test": ("Aircraft", "Butterfly", "Pets", "Caltech256", "DTD", "Flowers",
+                                                 "PubFig")}

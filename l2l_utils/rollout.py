@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 StepHook = Callable[[int, dict, dict], None]  # (step, grads, updates) for the first optimizee's tensors
+Monitor = Callable[[int, dict], None]  # (t, θ_t detached), called for t = 0..steps, e.g. to record accuracy curves
 
 
 @dataclass
@@ -47,11 +48,13 @@ def loss_and_grads(problem, params: dict, retain_graph: bool = False):
     return loss, grads
 
 
-def run_learned(optimizer, problem, steps: int, hook: StepHook | None = None) -> Trajectory:
+def run_learned(optimizer, problem, steps: int, hook: StepHook | None = None,
+                monitor: Monitor | None = None) -> Trajectory:
     """Apply a learned optimizer (θ_{t+1} = θ_t + g_t, Eq. 1) for ``steps`` steps, without meta-graph."""
     params = {k: v.detach().clone().requires_grad_() for k, v in problem.params0.items()}
     state = optimizer.initial_state(params, problem.groups)
     losses = []
+    _watch(monitor, 0, params)
     loss, grads = loss_and_grads(problem, params)
     losses.append(loss.detach())
     for t in range(steps):
@@ -60,6 +63,7 @@ def run_learned(optimizer, problem, steps: int, hook: StepHook | None = None) ->
             if hook is not None:
                 hook(t, grads, updates)
             params = {k: (params[k] + updates[k]).requires_grad_() for k in params}
+        _watch(monitor, t + 1, params)
         loss, grads = loss_and_grads(problem, params)
         losses.append(loss.detach())
         if not torch.isfinite(loss).any():
@@ -67,12 +71,14 @@ def run_learned(optimizer, problem, steps: int, hook: StepHook | None = None) ->
     return _trajectory(losses, steps, params)
 
 
-def run_torch_optimizer(make_optimizer: Callable, problem, steps: int, hook: StepHook | None = None) -> Trajectory:
+def run_torch_optimizer(make_optimizer: Callable, problem, steps: int, hook: StepHook | None = None,
+                        monitor: Monitor | None = None) -> Trajectory:
     """Apply a ``torch.optim`` optimizer to the batch of runs (valid because it is coordinatewise)."""
     params = {k: v.detach().clone().requires_grad_() for k, v in problem.params0.items()}
     opt = make_optimizer(list(params.values()))
     losses = []
     for t in range(steps + 1):
+        _watch(monitor, t, params)
         opt.zero_grad(set_to_none=True)
         with torch.enable_grad():
             loss = problem.loss(params)
@@ -86,6 +92,11 @@ def run_torch_optimizer(make_optimizer: Callable, problem, steps: int, hook: Ste
             hook(t, {k: v.grad for k, v in params.items()},
                  {k: params[k].detach() - before[k] for k in params})
     return _trajectory(losses, steps, params)
+
+
+def _watch(monitor: Monitor | None, t: int, params: dict) -> None:
+    if monitor is not None:
+        monitor(t, {k: v.detach() for k, v in params.items()})
 
 
 def _trajectory(losses: list, steps: int, params: dict) -> Trajectory:

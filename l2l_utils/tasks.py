@@ -166,9 +166,11 @@ class ClassifierTask:
     """
 
     def __init__(self, module: nn.Module, dataset: DeviceDataset, batch_size: int = 128,
-                 init_std: float | None = 0.01, group_fn: Callable | None = None, vectorize: bool = True):
+                 init_std: float | None = 0.01, group_fn: Callable | None = None, vectorize: bool = True,
+                 start_from_module: bool = False):
         self.module = module.to(dataset.inputs.device)
         self.dataset, self.batch_size, self.init_std = dataset, batch_size, init_std
+        self.start_from_module = start_from_module  # θ0 = the module's own weights (fine-tuning, MetaMD A.14)
         self.shapes = {k: p.shape for k, p in self.module.named_parameters()}
         self.groups = group_fn(self.shapes) if group_fn else {k: "all" for k in self.shapes}
 
@@ -194,7 +196,10 @@ class ClassifierTask:
 
     def sample(self, n: int, generator: torch.Generator) -> ClassifierProblem:
         device = self.dataset.inputs.device
-        if self.init_std is None:  # the module's own initialisation (MetaMD: "random weights for base model")
+        if self.start_from_module:
+            params0 = {k: v.detach().unsqueeze(0).repeat(n, *[1] * v.dim()).to(device)
+                       for k, v in self.module.named_parameters()}
+        elif self.init_std is None:  # the module's own initialisation (MetaMD: "random weights for base model")
             params0 = default_init_params(self.module, n, generator, device)
         else:
             params0 = gaussian_params(self.shapes, n, self.init_std, generator, device)
@@ -246,6 +251,33 @@ class MixtureTask:
     def sample(self, n: int, generator: torch.Generator):
         choice = int(torch.randint(len(self.tasks), (1,), generator=generator))
         return self.tasks[choice].sample(n, generator)
+
+
+class ClassSubsetTask:
+    """Problems on ``n_classes`` classes of a dataset, drawn afresh at every call and relabelled 0..n_classes − 1
+    (MetaMD §5.2, high resolution: "we train the base model on 20 subcategories of each domain which are
+    randomly sampled in each outer loop iteration"). ``module`` must have ``n_classes`` outputs."""
+
+    def __init__(self, module: nn.Module, dataset: DeviceDataset, n_classes: int, batch_size: int = 128,
+                 vectorize: bool = True):
+        self.classes = dataset.targets.unique()
+        if not 1 < n_classes <= len(self.classes):
+            raise ValueError(f"n_classes must lie in 2..{len(self.classes)} (the dataset's classes), got {n_classes}")
+        outputs = [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
+        if outputs and outputs[-1] != n_classes:
+            raise ValueError(f"the module has {outputs[-1]} outputs but tasks have n_classes={n_classes}")
+        self.module, self.dataset, self.n_classes = module, dataset, n_classes
+        self.batch_size, self.vectorize = batch_size, vectorize
+
+    def sample(self, n: int, generator: torch.Generator) -> ClassifierProblem:
+        pick = self.classes[torch.randperm(len(self.classes), generator=generator)[:self.n_classes].to(
+            self.classes.device)]
+        mask = torch.isin(self.dataset.targets, pick)
+        lookup = torch.full((int(self.classes.max()) + 1,), -1, dtype=torch.int64, device=self.classes.device)
+        lookup[pick] = torch.arange(self.n_classes, device=self.classes.device)
+        subset = DeviceDataset(self.dataset.inputs[mask], lookup[self.dataset.targets[mask]])
+        task = ClassifierTask(self.module, subset, self.batch_size, init_std=None, vectorize=self.vectorize)
+        return task.sample(n, generator)
 
 
 @dataclass

@@ -72,3 +72,106 @@ def write_stl10(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) 
     for split, n in (("train", n_train), ("test", n_test)):
         rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8).tofile(folder / f"{split}_X.bin")
         (np.arange(n) % 10 + 1).astype(np.uint8).tofile(folder / f"{split}_y.bin")
+
+
+HIGHRES_NAMES = ("Aircraft", "Butterfly", "Pets", "Caltech256", "DTD", "Flowers", "PubFig")
+
+
+def write_highres_images(root: Path, names=HIGHRES_NAMES, per_class: int = 3, classes: int = 2, size: int = 12,
+                         seed: int = 0, pooled_per_class: int = 22) -> dict:
+    """Tiny noise images (``size`` high, ``size + 5`` wide) in the on-disk layouts that
+    :mod:`l2l_utils.highres_datasets` reads (torchvision's for Aircraft, Pets, DTD, Flowers and Caltech256).
+
+    Standard splits get ``per_class`` images per class in the first part and one more in each further part
+    (DTD/Flowers: train, val, test; Aircraft/Pets: trainval, test; Butterfly: train, test), so a wrong choice of
+    parts changes the counts. Caltech256 and PubFig get ``pooled_per_class`` images per class (Caltech256 also a
+    257.clutter folder and one greyscale image). Returns ``{name: {"train": n, "test": n}}`` as the paper's
+    splits should give them (Caltech256: 20 test and up to 60 train per class; PubFig: 20 test, rest train).
+    """
+    from PIL import Image
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+
+    def img(path: Path, mode: str = "RGB"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arr = rng.integers(0, 256, (size, size + 5, 3), dtype=np.uint8)
+        Image.fromarray(arr).convert(mode).save(path)
+
+    counts = {}
+    k = [per_class + i for i in range(3)]  # images per class in part 0, 1, 2
+    if "Aircraft" in names:
+        d = root / "fgvc-aircraft-2013b" / "data"
+        variants = [f"Boeing 7{c}7-200" for c in range(classes)]  # names with spaces, like "Boeing 737-200"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "variants.txt").write_text("\n".join(variants) + "\n")
+        n = 0
+        for part, per in (("trainval", k[0]), ("test", k[1])):
+            lines = []
+            for c, v in enumerate(variants):
+                for _ in range(per):
+                    img(d / "images" / f"{1000000 + n}.jpg")
+                    lines.append(f"{1000000 + n} {v}")
+                    n += 1
+            (d / f"images_variant_{part}.txt").write_text("\n".join(lines) + "\n")
+        counts["Aircraft"] = {"train": classes * k[0], "test": classes * k[1]}
+    if "Pets" in names:
+        d = root / "oxford-iiit-pet"
+        (d / "annotations").mkdir(parents=True, exist_ok=True)
+        n = 0
+        for part, per in (("trainval", k[0]), ("test", k[1])):
+            lines = []
+            for c in range(classes):
+                for _ in range(per):
+                    n += 1
+                    img(d / "images" / f"breed_{c}_{n}.jpg")
+                    lines.append(f"breed_{c}_{n} {c + 1} {c % 2 + 1} {c + 1}")
+            (d / "annotations" / f"{part}.txt").write_text("\n".join(lines) + "\n")
+        counts["Pets"] = {"train": classes * k[0], "test": classes * k[1]}
+    if "DTD" in names:
+        d = root / "dtd" / "dtd"
+        (d / "labels").mkdir(parents=True, exist_ok=True)
+        for part, per in zip(("train", "val", "test"), k):
+            lines = []
+            for c in range(classes):
+                for i in range(per):
+                    fname = f"texture{c}_{part}_{i:04d}.jpg"
+                    img(d / "images" / f"texture{c}" / fname)
+                    lines.append(f"texture{c}/{fname}")
+            (d / "labels" / f"{part}1.txt").write_text("\n".join(lines) + "\n")
+        counts["DTD"] = {"train": classes * (k[0] + k[1]), "test": classes * k[2]}
+    if "Flowers" in names:
+        d = root / "flowers-102"
+        labels, ids, n = [], {}, 0
+        for key, per in zip(("trnid", "valid", "tstid"), k):
+            ids[key] = []
+            for c in range(classes):
+                for _ in range(per):
+                    n += 1
+                    img(d / "jpg" / f"image_{n:05d}.jpg")
+                    labels.append(c + 1)
+                    ids[key].append(n)
+        savemat(d / "imagelabels.mat", {"labels": np.array([labels], dtype=np.uint8)})
+        savemat(d / "setid.mat", {key: np.array([v], dtype=np.uint16) for key, v in ids.items()})
+        counts["Flowers"] = {"train": classes * (k[0] + k[1]), "test": classes * k[2]}
+    if "Caltech256" in names:
+        d = root / "caltech256" / "256_ObjectCategories"
+        for c in range(classes):
+            for i in range(pooled_per_class):
+                img(d / f"{c + 1:03d}.object{c}" / f"{c + 1:03d}_{i + 1:04d}.jpg", "L" if c == i == 0 else "RGB")
+        for i in range(3):
+            img(d / "257.clutter" / f"257_{i + 1:04d}.jpg")
+        counts["Caltech256"] = {"train": classes * min(60, pooled_per_class - 20), "test": classes * 20}
+    if "Butterfly" in names:
+        for part, per in (("train", k[0]), ("test", k[1])):
+            for c in range(classes):
+                for i in range(per):
+                    img(root / "butterfly200" / part / f"{c:03d}.Species_{c}" / f"{part}_{i}.jpg")
+        counts["Butterfly"] = {"train": classes * k[0], "test": classes * k[1]}
+    if "PubFig" in names:
+        for c in range(classes):
+            for i in range(pooled_per_class):
+                ext = "png" if i % 2 else "jpg"
+                img(root / "pubfig83" / f"Person {c}" / f"{i:04d}.{ext}")
+        counts["PubFig"] = {"train": classes * (pooled_per_class - 20), "test": classes * 20}
+    return counts
