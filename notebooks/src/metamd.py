@@ -768,7 +768,8 @@ if len(flatness):
         for row in rows:
             axes[1, column].plot(row["normalised_singular_values"], label=f"{row['optimizer']} "
                                  f"(level {row['low_rank_level']:.2f}, eff. rank {row['effective_rank']:.1f})")
-        axes[1, column].set(yscale="log", xlabel="index", ylabel="λ / λ_max (features)")
+        axes[1, column].set(yscale="log", ylim=(1e-6, 1.5), xlabel="index (values below 1e-6 not shown)",
+                            ylabel="λ / λ_max (features)")
         axes[0, column].legend(fontsize=7)
         axes[1, column].legend(fontsize=7)
     fig.suptitle(profile_title("Fig. 7 (loss landscape) and Fig. 8 (feature spectrum)", profile, run_note))
@@ -842,8 +843,9 @@ else:
 # %% [markdown]
 # ## 10. Claims table
 # Criteria: "outperforms" = the higher mean test accuracy on a held-out domain; "converges faster" = the smaller area
-# under the training-loss curve. At the `smoke` profile MetaMD is barely meta-trained and every run is short: the
-# verdicts describe a toy run, not the paper.
+# under the training-loss curve; "flatter" / "lower rank" (A.10-A.11) = MetaMD's top Hessian eigenvalue / low-rank
+# level at least 5% below the baseline's (the paper: "much more flattened"). At the `smoke` profile MetaMD is barely
+# meta-trained and every run is short: the verdicts describe a toy run, not the paper.
 
 # %%
 def table_claim(claim, statement, paper_value, scores, what):
@@ -924,10 +926,10 @@ else:
 for setting, group in (flatness.groupby("setting", sort=False) if len(flatness) else []):
     rows = group.set_index("optimizer")
     other = [n for n in rows.index if n != "MetaMD"][0]
-    flatter = rows.loc["MetaMD", "top_hessian_eigenvalue"] < rows.loc[other, "top_hessian_eigenvalue"]
-    lower = rows.loc["MetaMD", "low_rank_level"] < rows.loc[other, "low_rank_level"]
+    flatter = rows.loc["MetaMD", "top_hessian_eigenvalue"] < 0.95 * rows.loc[other, "top_hessian_eigenvalue"]
+    lower = rows.loc["MetaMD", "low_rank_level"] < 0.95 * rows.loc[other, "low_rank_level"]
     claims.add(f"A.10-A.11 / Fig. 7-8 ({setting})", "MetaMD reaches flatter minima (smaller top Hessian eigenvalue) "
-               "and lower-rank features (smaller −Σ λ̃ log λ̃) than SGD", "qualitative (plots)",
+               "and lower-rank features (smaller −Σ λ̃ log λ̃) than SGD (each by at least 5%)", "qualitative (plots)",
                f"top eigenvalue MetaMD {rows.loc['MetaMD', 'top_hessian_eigenvalue']:.3g} vs {other} "
                f"{rows.loc[other, 'top_hessian_eigenvalue']:.3g}; low-rank level {rows.loc['MetaMD', 'low_rank_level']:.3g}"
                f" vs {rows.loc[other, 'low_rank_level']:.3g}; effective rank {rows.loc['MetaMD', 'effective_rank']:.3g}"
