@@ -33,11 +33,12 @@ def neumann_inverse_hvp(hvp, v: list, terms: int, step: float) -> list:
 
 
 def implicit_hypergradient(mirror: KroneckerMirrorMap, theta_T: dict, theta1: dict, k: float, gamma: float,
-                           terms: int = 20, step: float | None = None, exact: bool = False):
+                           terms: int = 20, step: float | None = None, exact: bool = False, as_printed: bool = False):
     """(E, {name: dE/d parameter}) for the mirror map's factors, by the IFT (Eq. 13, Algorithm 2).
 
     ``theta_T``/``theta1`` hold one task per row of the leading dimension. ``exact=True`` replaces the
-    Neumann series by M⁻¹ (H = M here), for checking it.
+    Neumann series by M⁻¹ (H = M here), for checking it. ``as_printed=True`` adds the implicit term instead
+    of subtracting it (Eq. 13 as printed, without the IFT's minus sign), for the notebook's ablation.
     """
     params = list(mirror.parameters())
     names = [n for n, _ in mirror.named_parameters()]
@@ -63,7 +64,7 @@ def implicit_hypergradient(mirror: KroneckerMirrorMap, theta_T: dict, theta1: di
     for name, d, m, param in zip(names, direct, mixed, params):
         d = torch.zeros_like(param) if d is None else d
         m = torch.zeros_like(param) if m is None else m
-        grads[name] = (d - m).detach()
+        grads[name] = (d + m if as_printed else d - m).detach()
     return objective.detach(), grads
 
 

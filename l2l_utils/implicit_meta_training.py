@@ -56,8 +56,9 @@ def train_inner(mirror, problem, steps: int, lr: float) -> tuple[dict, np.ndarra
 
 
 def meta_train_mirror(mirror, tasks: list, cfg: MetaMDConfig, checkpointer: Checkpointer | None = None,
-                      progress: bool = True) -> pd.DataFrame:
-    """Algorithm 1 in place on ``mirror``; one history row per meta-iteration."""
+                      progress: bool = True, as_printed: bool = False) -> pd.DataFrame:
+    """Algorithm 1 in place on ``mirror``; one history row per meta-iteration. ``as_printed``: the hypergradient
+    of Eq. 13 as printed (no IFT minus sign; see :func:`implicit_hypergradient`), for the ablation."""
     optimizer = torch.optim.Adam(mirror.parameters(), lr=cfg.meta_lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     history, start = [], 0
@@ -77,7 +78,7 @@ def meta_train_mirror(mirror, tasks: list, cfg: MetaMDConfig, checkpointer: Chec
                 skipped += 1
                 continue
             objective, grads = implicit_hypergradient(mirror, theta_T, problem.params0, cfg.k_lambda, cfg.gamma,
-                                                      cfg.neumann_terms)
+                                                      cfg.neumann_terms, as_printed=as_printed)
             if not (torch.isfinite(objective) and all(torch.isfinite(g).all() for g in grads.values())):
                 skipped += 1
                 continue

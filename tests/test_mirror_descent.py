@@ -153,6 +153,9 @@ def test_ift_hypergradient_has_the_minus_sign_eq13_omits():
     _, grads = implicit_hypergradient(mirror, theta_T, theta1, k=0.0, gamma=0.0, exact=True)
     # M = (a² + 1)(b² + 1) = a² + 1 here; dM/da = 2a; d = 2: dE/dM = −½ d² = −2, so dE/da = −2 · 2a
     torch.testing.assert_close(grads["a.w"], torch.tensor([-2.0 * 2 * 0.7], dtype=torch.float64))
+    # Eq. 13 as printed (the notebook's ablation): ½ddᵀ + ddᵀ = 3/2 ddᵀ, so dE/da = +6 · 2a
+    _, printed = implicit_hypergradient(mirror, theta_T, theta1, k=0.0, gamma=0.0, exact=True, as_printed=True)
+    torch.testing.assert_close(printed["a.w"], torch.tensor([6.0 * 2 * 0.7], dtype=torch.float64))
 
 
 def test_forward_mode_equals_reverse_mode_through_the_unrolled_quadratic_trajectory():
