@@ -408,10 +408,11 @@ def meta_test(tag, task_train, task_full, val_data, test_data, learned, weight_d
     return pd.concat(curves, ignore_index=True), pd.concat(scores, ignore_index=True)
 
 
-def classifier_task(model, data, start_from_module=False):
+def classifier_task(model, data, start_from_module=False, batch_size=None):
     flat = isinstance(model, torch.nn.Sequential) and isinstance(model[0], torch.nn.Linear)
     # on a CPU a loop over runs beats vmapped (grouped) convolutions; same numbers (see bench_turtle.py)
-    return ClassifierTask(model, DeviceDataset.from_image_data(data, dev, flatten=flat), batch_size=cfg.batch_size,
+    return ClassifierTask(model, DeviceDataset.from_image_data(data, dev, flatten=flat),
+                          batch_size=batch_size or cfg.batch_size,
                           init_std=None, vectorize=flat or dev.type == "cuda", start_from_module=start_from_module)
 
 
@@ -699,8 +700,8 @@ if hr_train and hr_test:
         learned = (hr_mirror.transfer(shapes), None, hr_metasgd.transfer(shapes) if hr_metasgd is not None else None)
         fit, val = split_data(train, 1 - cfg.val_fraction, seed=seed)
         probe = split_data(train, min(cfg.train_accuracy_images / len(train), 0.5), seed=seed + 1)[0]
-        curves, scores = meta_test(f"{tag}-{name}", classifier_task(model, fit, start_from_module),
-                                   classifier_task(model, train, start_from_module),
+        curves, scores = meta_test(f"{tag}-{name}", classifier_task(model, fit, start_from_module, cfg.highres_batch_size),
+                                   classifier_task(model, train, start_from_module, cfg.highres_batch_size),
                                    DeviceDataset.from_image_data(val, dev), DeviceDataset.from_image_data(test, dev),
                                    learned, cfg.highres_weight_decays, optimizers, cfg.highres_lrs,
                                    cfg.highres_test_steps, cfg.accuracy_every, DeviceDataset.from_image_data(probe, dev))
@@ -797,7 +798,8 @@ if hr_scores is not None:
         model = resnet18(len(train.classes)).to(dev)
         learned_by_heldout[name] = hr_mirror.transfer({k: v.shape for k, v in model.named_parameters()})
         landscape_steps[name] = cfg.highres_test_steps
-        rows, alphas, prof = landscape_and_rank(classifier_task(model, train), hr_scores, name)
+        rows, alphas, prof = landscape_and_rank(classifier_task(model, train, batch_size=cfg.highres_batch_size),
+                                                hr_scores, name)
         flat_rows += [dict(r, setting=name) for r in rows]
         flat_plots.append((name, alphas, prof, rows))
 flatness = pd.DataFrame(flat_rows)
