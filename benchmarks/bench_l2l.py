@@ -187,7 +187,7 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
     p.add_argument("--out", type=Path, default=None, help="optional JSON file for the results")
     p.add_argument("--quick", action="store_true", help="short run (< 60 s on 2 CPU cores)")
-    p.add_argument("--data-dir", default=None, help="data root (default: $L2L_DATA_DIR, else ./data)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $L2L_DATA_DIR, else <project>/data)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice); 1 is steadier on a busy machine")
     args = p.parse_args(argv)

@@ -1,6 +1,6 @@
 """Real image datasets (MNIST, FashionMNIST, CIFAR10) loaded through torchvision.
 
-Files are looked for under a data root (``data_dir``, else ``$L2L_DATA_DIR``, else ``./data``) in the
+Files are looked for under a data root (``data_dir``, else ``$L2L_DATA_DIR``, else ``<project>/data``) in the
 layout torchvision expects. MNIST-style raw files are always copied into a writable cache before
 torchvision extracts them, so the data root is never written to (it may be a shared read-only copy,
 and permission bits do not protect it when running as root). Missing files raise
@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torchvision
 
+from .runtime import project_root
+
 SUPPORTED = ("MNIST", "FashionMNIST", "CIFAR10")
 SPLITS = ("train", "test")
 
@@ -32,11 +34,13 @@ _CIFAR_META = "batches.meta"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data root: ``data_dir``, else ``$L2L_DATA_DIR``, else ``./data``."""
+    """The data root: ``data_dir``, else ``$L2L_DATA_DIR``, else ``data/`` in the project folder (where
+    ``make data`` puts it; the folder holding ``pyproject.toml`` above the working directory, else the working
+    directory), so notebooks running in ``notebooks/`` find it too."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
     env = os.environ.get("L2L_DATA_DIR")
-    return Path(env).expanduser() if env else Path("data")
+    return Path(env).expanduser() if env else project_root() / "data"
 
 
 def cache_dir() -> Path:

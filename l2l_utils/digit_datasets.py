@@ -8,7 +8,7 @@ MetaMD ("Principled Optimiser Meta-Learning for Deep Learning", §5.2) meta-trai
 
 Every loader returns :class:`l2l_utils.data.ImageData` with float32 images (N, 1, 28, 28) in [0, 1] and
 int64 labels 0..9. Files are looked for under the data root (``data_dir``, else ``$L2L_DATA_DIR``, else
-``./data``) in torchvision's layout, then in the writable cache (:func:`l2l_utils.data.cache_dir`), where
+``<project>/data``) in torchvision's layout, then in the writable cache (:func:`l2l_utils.data.cache_dir`), where
 downloads go. The data root is never written to: compressed idx files are copied into the cache and
 decompressed there. KMNIST, USPS and SVHN are read by the small readers below (torchvision's classes insist
 on all splits or on the original md5 sums), so a single split, or small files in the same format, work.

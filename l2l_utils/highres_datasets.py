@@ -29,7 +29,7 @@ Splits, chosen to match the paper's Table 4 (train / test / classes) where a sta
 Caltech256 and PubFig share :func:`per_class_split`, which depends only on the labels and ``seed``, so the
 "train" and "test" calls of one seed are disjoint and (when nothing is capped) cover every image.
 
-Files are read from the data root (``data_dir``, else ``$L2L_DATA_DIR``, else ``./data``) and never
+Files are read from the data root (``data_dir``, else ``$L2L_DATA_DIR``, else ``<project>/data``) and never
 downloaded (and the root is never written to); missing files raise
 :class:`~l2l_utils.data.DatasetMissingError` with the expected layout (:func:`highres_layout`).
 

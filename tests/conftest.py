@@ -5,6 +5,17 @@ from pathlib import Path
 
 import numpy as np
 import papermill as pm
+import pytest
+
+from l2l_utils.data_files import missing_datasets, skip_reason
+
+def requires_data(*datasets):
+    """Mark a test as needing ``datasets`` (``-m data`` selects them) and skip it, with one line saying what is
+    missing and how to provide it, unless they are under the data root."""
+    missing = missing_datasets(datasets)
+    skip = pytest.mark.skipif(bool(missing), reason=skip_reason(missing) if missing else "")
+    return lambda test: pytest.mark.data(skip(test))
+
 
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -1,6 +1,5 @@
 """Tests for l2l_utils.data (real MNIST from $L2L_DATA_DIR, CIFAR-10 format on small files)."""
 
-import os
 from pathlib import Path
 from urllib.error import URLError
 
@@ -10,7 +9,7 @@ import torch
 
 from l2l_utils import data as D
 
-from conftest import write_cifar10
+from conftest import requires_data, write_cifar10
 
 
 @pytest.fixture(autouse=True)
@@ -24,14 +23,9 @@ def _snapshot(folder: Path):
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
 
 
+@requires_data("MNIST")
 def test_real_mnist_test_split():
-    root = os.environ.get("L2L_DATA_DIR")
-    if not root:
-        pytest.skip("L2L_DATA_DIR is not set (point it at ../shared/data to run on real MNIST)")
-    raw = Path(root) / "MNIST" / "raw"
-    needed = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-    if not all((raw / f).is_file() for f in needed):
-        pytest.skip(f"MNIST test files {needed} not found in {raw}")
+    raw = D.resolve_data_dir() / "MNIST" / "raw"
     before = _snapshot(raw)
     d = D.load_image_dataset("MNIST", "test")
     assert d.images.shape == (10_000, 1, 28, 28) and d.images.dtype == torch.float32

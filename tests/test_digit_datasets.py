@@ -5,7 +5,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import math
-import os
 import struct
 from pathlib import Path
 from urllib.error import URLError
@@ -16,6 +15,8 @@ import torch
 
 from l2l_utils import data as D
 from l2l_utils import digit_datasets as DD
+
+from conftest import requires_data
 
 _IDX_TYPES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C}
 
@@ -283,18 +284,10 @@ def test_resnet18_parameter_counts():
 # ----------------------------------------------------------------------------- real files
 
 
-def _real_root() -> Path:
-    root = os.environ.get("L2L_DATA_DIR")
-    if not root:
-        pytest.skip("L2L_DATA_DIR is not set (point it at ../shared/data to run on the real files)")
-    return Path(root)
-
-
+@requires_data("KMNIST", "USPS")
 def test_real_kmnist_and_usps_test_splits():
-    root = _real_root()
+    root = D.resolve_data_dir()
     for name, sub, n in [("KMNIST", "KMNIST/raw", 10_000), ("USPS", "USPS", 2_007)]:
-        if "test" not in DD.available_splits(name):
-            pytest.skip(f"{name} test files not found under {root / sub}")
         before = _snapshot(root / sub)
         d = DD.load_digit_dataset(name, "test")
         _check_standard(d, n)
@@ -306,10 +299,8 @@ def test_real_kmnist_and_usps_test_splits():
     assert torch.bincount(DD.load_digit_dataset("USPS", "test").labels)[0] == 359  # most frequent digit: 0
 
 
+@requires_data("MNIST")
 def test_real_rotated_mnist_test_split():
-    root = _real_root()
-    if "test" not in DD.available_splits("MNIST"):
-        pytest.skip(f"MNIST test files not found under {root / 'MNIST/raw'}")
     mnist = D.load_image_dataset("MNIST", "test")
     assert torch.equal(DD.rotated_mnist(0, "test").images, mnist.images)
     r = DD.rotated_mnist(45, "test")

@@ -1,7 +1,6 @@
 """Tests for l2l_utils.fewshot_data on small fake datasets in the real layouts (and real Omniglot)."""
 
 import csv
-import os
 import zipfile
 from io import BytesIO
 from pathlib import Path
@@ -12,6 +11,8 @@ from PIL import Image, ImageDraw
 
 from l2l_utils import fewshot_data as F
 from l2l_utils.data import DatasetMissingError
+
+from conftest import requires_data
 
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255),
           (128, 128, 128), (255, 255, 255)]
@@ -121,12 +122,8 @@ def test_omniglot_missing_zip(tmp_path):
     assert str(tmp_path / "omniglot") in msg
 
 
+@requires_data("Omniglot")
 def test_real_omniglot():
-    root = os.environ.get("L2L_DATA_DIR")
-    if not root:
-        pytest.skip("L2L_DATA_DIR is not set (point it at ../shared/data to run on real Omniglot)")
-    if not all((Path(root) / "omniglot" / z).is_file() for z in F.OMNIGLOT_ZIPS):
-        pytest.skip(f"Omniglot zips {F.OMNIGLOT_ZIPS} not found in {Path(root) / 'omniglot'}")
     d = F.load_omniglot_subsets()
     assert d.images.shape == (5840, 1, 28, 28) and len(d.classes) == 292
     assert torch.bincount(d.labels).tolist() == [20] * 292

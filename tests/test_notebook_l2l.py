@@ -1,7 +1,6 @@
 """The L2L notebook runs end to end through papermill at the smoke profile, and bad parameters fail
 before any compute with a message naming the parameter (DESIGN.md, "Profiles")."""
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +9,7 @@ import pytest
 
 from l2l_utils.claims import CLAIM_COLUMNS, VERDICTS
 
-from conftest import run_notebook, write_cifar10
+from conftest import requires_data, run_notebook, write_cifar10
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "andrychowicz2016_l2l.ipynb"
@@ -21,7 +20,7 @@ def execute(tmp_path, **parameters):
     return run_notebook(NOTEBOOK, tmp_path, **parameters)
 
 
-@pytest.mark.skipif(not os.environ.get("L2L_DATA_DIR"), reason="L2L_DATA_DIR not set: MNIST sections would be 'not run'")
+@requires_data("MNIST")
 def test_smoke_profile_runs_and_writes_claims_and_figures(tmp_path):
     execute(tmp_path)
     claims = pd.read_csv(tmp_path / "results" / "claims.csv")

@@ -1,7 +1,6 @@
 """The MetaMD notebook runs end to end through papermill at the smoke profile, reports the unavailable datasets
 as "not run here", and fails on bad parameters before any compute."""
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +9,8 @@ import pytest
 
 from l2l_utils.claims import CLAIM_COLUMNS, VERDICTS
 
-from conftest import run_notebook, write_cifar10, write_highres_images, write_stl10
+from conftest import requires_data, run_notebook, write_cifar10, write_highres_images, write_stl10
+from l2l_utils.data_files import NOTEBOOK_DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "metamd.ipynb"
@@ -21,7 +21,7 @@ def execute(tmp_path, **parameters):
     return run_notebook(NOTEBOOK, tmp_path, **parameters)
 
 
-@pytest.mark.skipif(not os.environ.get("L2L_DATA_DIR"), reason="L2L_DATA_DIR not set: the digit sections would be 'not run'")
+@requires_data(*NOTEBOOK_DATASETS["metamd"])
 def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
     execute(tmp_path)
     claims = pd.read_csv(tmp_path / "results" / "claims.csv")

@@ -1,7 +1,6 @@
 """The TURTLE notebook runs end to end through papermill at the smoke profile, reports miniImageNet/CUB as
 "not run here", runs the Omniglot extension, and fails on bad parameters before any compute."""
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +9,7 @@ import pytest
 
 from l2l_utils.claims import CLAIM_COLUMNS, VERDICTS
 
-from conftest import run_notebook, write_fewshot_images
+from conftest import requires_data, run_notebook, write_fewshot_images
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "huisman2022_turtle.ipynb"
@@ -21,7 +20,7 @@ def execute(tmp_path, **parameters):
     return run_notebook(NOTEBOOK, tmp_path, **parameters)
 
 
-@pytest.mark.skipif(not os.environ.get("L2L_DATA_DIR"), reason="L2L_DATA_DIR not set: Omniglot would be 'not run'")
+@requires_data("Omniglot")
 def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
     execute(tmp_path)
     claims = pd.read_csv(tmp_path / "results" / "claims.csv")
