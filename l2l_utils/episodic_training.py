@@ -31,7 +31,8 @@ class EpisodicConfig:
     eval_steps: int | None = None  # inner updates at validation/test (default: ``steps``)
     second_order: bool = True
     meta_lr: float = 1e-3  # Adam (App. A, all methods)
-    clip_value: float | None = None  # gradient value clipping (MAML, T > 1: 10)
+    outer_clamp: float | None = None  # each task's meta-gradient of θ clamped to ± this (authors' code, T > 1: 10)
+    clip_value: float | None = None  # value clipping of the summed gradients of all meta-parameters (alternative)
     clip_norm: float | None = None  # gradient norm clipping (meta-learner LSTM: 0.25)
     val_every: int = 2_500  # training tasks between meta-validations (App. A)
     val_tasks: int = 1_000
@@ -71,7 +72,8 @@ def fixed_episodes(sampler, num_tasks: int, seed: int, chunk: int, device) -> li
 
 
 def _meta_step(meta_learner, learner, batch, cfg: EpisodicConfig, optimizer) -> tuple[float, bool]:
-    params = meta_learner.adapt(learner, batch.support_x, batch.support_y, cfg.steps, cfg.second_order)
+    params = meta_learner.adapt(learner, batch.support_x, batch.support_y, cfg.steps, cfg.second_order,
+                                outer_clamp=cfg.outer_clamp)
     meta_loss = learner.loss(params, batch.query_x, batch.query_y).sum()  # Algorithm 1, line 11
     optimizer.zero_grad(set_to_none=True)
     if not torch.isfinite(meta_loss):

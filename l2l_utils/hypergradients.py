@@ -1,25 +1,48 @@
-"""Hypergradients of the MetaMD meta-objective (MetaMD §4.4, App. A.6, A.12).
+"""Hypergradients of the MetaMD meta-objective (MetaMD §4.3-4.4, App. A.6, A.12), checked against the truth.
 
-* :func:`implicit_hypergradient`: the implicit-function-theorem hypergradient of Eq. 13 on the rephrased
-  inner problem argmin_θ B_φM(θ, θ1) (Eq. 10-12), dE/dM = ∂E/∂M − (∂E/∂θ) H⁻¹ ∂²B/∂θ∂M at θ = θ_T, with
-  H = ∂²B/∂θ² approximated by the Neumann series of Algorithm 2 (J = 20 terms). Two corrections to the
-  paper, both checked numerically in the tests and recorded in the notebook: (i) the IFT gives a minus sign
-  that Eq. 13 omits (Algorithm 2's output "−p ∂²B/∂θ∂M" has it); (ii) Algorithm 2 with step α sums
-  Σ_j (I − αH)^j ≈ (αH)⁻¹, so its p must be multiplied by α to approximate H⁻¹ (Lorraine et al. fold α into
-  the outer learning rate). The series converges only for α < 2/λ_max(H); the default α is 1/λ_max(M).
-  Here H = M exactly (B is quadratic in θ), so ``exact=True`` applies M⁻¹ in closed form instead.
-* :func:`forward_mode_hypergradient`: the exact hypergradient of the unrolled inner loop for a diagonal
-  M on quadratics by forward-mode differentiation (Eq. 50-53), Z_t = ∂θ_t/∂m carried along the
-  trajectory. Eq. 52 gives ∂π/∂M = 2η∇L M⁻²; the derivative of θ − ηM⁻¹∇L with respect to a diagonal M
-  is η∇L M⁻² (no factor 2), which is what we use.
+E(M) = mean_i B_φM(θ_T^(i)‖θ_1^(i)) + k/λ + γ‖M − I‖_F (Eq. 8) depends on M directly and through θ_T, the end of T
+mirror-descent steps θ_{t+1} = θ_t − η M⁻¹∇L(θ_t). Four estimators of dE/dM, one switch (:data:`ESTIMATORS`):
+
+* ``"unrolled"`` (:func:`unrolled_hypergradient`): reverse mode through the T inner steps, the exact derivative of
+  the E that was computed (same minibatches). Only θ_t is stored; on the way back each step is recomputed and
+  differentiated alone (a Hessian-vector product of L per step), so memory is O(T·|θ|), not a graph of T steps.
+  It is the reference every other estimator is measured against.
+* ``"direct"``: ∂E/∂M at fixed θ_T. The paper rephrases the inner solution as θ*(M) = argmin_{θ∈S} B_φM(θ, θ1),
+  S = argmin L (Eq. 10-11). S does not depend on M, so by the envelope theorem dB(θ*(M), θ1)/dM is the partial
+  derivative alone; it is exact when the inner loop has reached that Bregman projection (e.g. over-parameterised
+  least squares) and an approximation otherwise.
+* ``"ift"``: Eq. 13 with the implicit-function theorem's minus sign, ∂E/∂M − (∂E/∂θ) H⁻¹ ∂²B/∂θ∂M, H = ∂²B/∂θ² by
+  the Neumann series of Algorithm 2 (J terms, step α restored). The IFT needs ∂B/∂θ = 0 at θ*, which does not hold
+  for a minimiser constrained to S; here H = M and the implicit term equals exactly twice the direct B-term, so
+  this estimator is −∂B/∂M plus the regulariser's gradient: it points uphill.
+* ``"as_printed"``: Eq. 13 as printed (implicit term added): +3∂B/∂M plus the regulariser's gradient.
+
+The notebook measures each against ``"unrolled"`` and picks the default from those numbers.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from .mirror_descent import DiagonalMirrorMap, KroneckerMirrorMap
 from .tasks import DiagonalQuadratics
+
+ESTIMATORS = ("unrolled", "direct", "ift", "as_printed")
+
+
+@dataclass
+class Hypergradient:
+    """One task's E, dE/d(factors) by some estimator, θ_T, the inner losses (steps + 1, runs), divergence."""
+
+    objective: torch.Tensor
+    grads: dict
+    theta_T: dict
+    losses: np.ndarray
+    diverged: bool
 
 
 def neumann_inverse_hvp(hvp, v: list, terms: int, step: float) -> list:
@@ -32,22 +55,30 @@ def neumann_inverse_hvp(hvp, v: list, terms: int, step: float) -> list:
     return [step * x for x in p]
 
 
-def implicit_hypergradient(mirror: KroneckerMirrorMap, theta_T: dict, theta1: dict, k: float, gamma: float,
-                           terms: int = 20, step: float | None = None, exact: bool = False, as_printed: bool = False):
-    """(E, {name: dE/d parameter}) for the mirror map's factors, by the IFT (Eq. 13, Algorithm 2).
+def _zeros_for_none(grads, params) -> list:
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
 
-    ``theta_T``/``theta1`` hold one task per row of the leading dimension. ``exact=True`` replaces the
-    Neumann series by M⁻¹ (H = M here), for checking it. ``as_printed=True`` adds the implicit term instead
-    of subtracting it (Eq. 13 as printed, without the IFT's minus sign), for the notebook's ablation.
+
+def fixed_point_hypergradient(mirror: KroneckerMirrorMap, theta_T: dict, theta1: dict, k: float, gamma: float,
+                              estimator: str = "direct", terms: int = 20, step: float | None = None,
+                              exact: bool = False):
+    """(E, {name: dE/d parameter}) from θ_T alone: ``"direct"``, ``"ift"`` or ``"as_printed"`` (module docstring).
+
+    ``theta_T``/``theta1`` hold one run per row of the leading dimension. ``exact=True`` applies H⁻¹ = M⁻¹ in
+    closed form instead of the Neumann series (H = M here), to check the series.
     """
+    if estimator not in ("direct", "ift", "as_printed"):
+        raise ValueError(f"estimator={estimator!r}; allowed values here are ['direct', 'ift', 'as_printed']")
     params = list(mirror.parameters())
     names = [n for n, _ in mirror.named_parameters()]
     theta = {key: v.detach().requires_grad_() for key, v in theta_T.items()}
     theta1 = {key: v.detach() for key, v in theta1.items()}
     objective = mirror.meta_objective(theta, theta1, k, gamma)
-    direct = torch.autograd.grad(objective, params, retain_graph=True, allow_unused=True)
+    direct = _zeros_for_none(torch.autograd.grad(objective, params, retain_graph=True, allow_unused=True), params)
+    if estimator == "direct":
+        return objective.detach(), {n: d.detach() for n, d in zip(names, direct)}
     dE_dtheta = torch.autograd.grad(objective, list(theta.values()))
-    inner = mirror.bregman(theta, theta1).sum()  # the rephrased inner objective, one term per task
+    inner = mirror.bregman(theta, theta1).sum()  # the rephrased inner objective, one term per run
     dB_dtheta = torch.autograd.grad(inner, list(theta.values()), create_graph=True)
     if exact:
         inverse = mirror.precondition(dict(zip(theta, dE_dtheta)))
@@ -59,13 +90,199 @@ def implicit_hypergradient(mirror: KroneckerMirrorMap, theta_T: dict, theta1: di
             return torch.autograd.grad(dB_dtheta, list(theta.values()), grad_outputs=v, retain_graph=True)
 
         p = neumann_inverse_hvp(hvp, list(dE_dtheta), terms, alpha)
-    mixed = torch.autograd.grad(dB_dtheta, params, grad_outputs=p, allow_unused=True)
-    grads = {}
-    for name, d, m, param in zip(names, direct, mixed, params):
-        d = torch.zeros_like(param) if d is None else d
-        m = torch.zeros_like(param) if m is None else m
-        grads[name] = (d + m if as_printed else d - m).detach()
-    return objective.detach(), grads
+    mixed = _zeros_for_none(torch.autograd.grad(dB_dtheta, params, grad_outputs=p, allow_unused=True), params)
+    sign = 1.0 if estimator == "as_printed" else -1.0
+    return objective.detach(), {n: (d + sign * m).detach() for n, d, m in zip(names, direct, mixed)}
+
+
+def _rewind(problem):
+    """The random state of a problem's minibatch stream (None for deterministic problems)."""
+    generator = getattr(problem, "generator", None)
+    return None if generator is None else generator.get_state()
+
+
+def _restore(problem, state) -> None:
+    if state is not None:
+        problem.generator.set_state(state)
+
+
+def _loss_and_grads(problem, params: dict, create_graph: bool = False):
+    loss = problem.loss(params)
+    grads = torch.autograd.grad(loss.sum(), list(params.values()), create_graph=create_graph, allow_unused=True)
+    return loss, dict(zip(params, _zeros_for_none(grads, list(params.values()))))
+
+
+def inner_loop(mirror: KroneckerMirrorMap, problem, steps: int, lr: float, keep: bool = False):
+    """θ_{t+1} = θ_t − η M⁻¹∇L(θ_t) from ``problem.params0`` without a meta-graph (Algorithm 1, line 7).
+
+    Returns (θ_T, losses (steps + 1, runs), diverged, trajectory): ``trajectory`` (with ``keep=True``) lists
+    (θ_t, minibatch-stream state) for t < T, what :func:`unrolled_hypergradient` recomputes each step from.
+    A non-finite loss ends the run (diverged).
+    """
+    params = {k: v.detach().clone() for k, v in problem.params0.items()}
+    losses, trajectory = [], []
+    for _ in range(steps):
+        state = _rewind(problem)
+        with torch.enable_grad():
+            loss, grads = _loss_and_grads(problem, {k: v.requires_grad_() for k, v in params.items()})
+        losses.append(loss.detach())
+        if not torch.isfinite(loss).all():
+            return params, torch.stack(losses).cpu().numpy(), True, trajectory
+        if keep:
+            trajectory.append(({k: v.detach() for k, v in params.items()}, state))
+        with torch.no_grad():
+            params = mirror.step({k: v.detach() for k, v in params.items()}, grads, lr)
+    with torch.enable_grad():
+        loss, _ = _loss_and_grads(problem, {k: v.detach().requires_grad_() for k, v in params.items()})
+    losses.append(loss.detach())
+    return ({k: v.detach() for k, v in params.items()}, torch.stack(losses).cpu().numpy(),
+            not bool(torch.isfinite(loss).all()), trajectory)
+
+
+def unrolled_hypergradient(mirror: KroneckerMirrorMap, problem, steps: int, lr: float, k: float, gamma: float
+                           ) -> Hypergradient:
+    """The exact dE/dM of the E computed on ``problem`` (its minibatch stream replayed), by reverse mode through
+    the T steps: adjoint v_T = ∂E/∂θ_T, then for t = T−1..0 the step θ_{t+1} = θ_t − ηM⁻¹∇L(θ_t) is recomputed from
+    the stored θ_t and v_t, dE/dM += the vector-Jacobian products of that one step (a Hessian-vector product of L).
+    """
+    params = list(mirror.parameters())
+    names = [n for n, _ in mirror.named_parameters()]
+    start = _rewind(problem)
+    theta_T, losses, diverged, trajectory = inner_loop(mirror, problem, steps, lr, keep=True)
+    after = _rewind(problem)
+    if diverged:
+        return Hypergradient(torch.tensor(float("nan")), {n: torch.full_like(p, float("nan")) for n, p in
+                                                          zip(names, params)}, theta_T, losses, True)
+    with torch.enable_grad():
+        theta = {key: v.detach().requires_grad_() for key, v in theta_T.items()}
+        objective = mirror.meta_objective(theta, problem.params0, k, gamma)
+        grads = torch.autograd.grad(objective, params + list(theta.values()), allow_unused=True)
+        total = _zeros_for_none(grads[:len(params)], params)
+        adjoint = list(grads[len(params):])
+        for t in reversed(range(len(trajectory))):
+            theta_t, state = trajectory[t]
+            _restore(problem, state)
+            point = {key: v.detach().clone().requires_grad_() for key, v in theta_t.items()}
+            loss, g = _loss_and_grads(problem, point, create_graph=True)
+            if not np.allclose(loss.detach().cpu().numpy(), losses[t], rtol=1e-4, atol=1e-6):
+                raise RuntimeError("the inner loop's minibatches were not replayed (the problem's loss is random "
+                                   "but it exposes no `generator`): the unrolled hypergradient would be wrong")
+            nxt = mirror.step(point, g, lr)
+            back = torch.autograd.grad([nxt[key] for key in point], params + list(point.values()),
+                                       grad_outputs=adjoint, allow_unused=True)
+            total = [a + b for a, b in zip(total, _zeros_for_none(back[:len(params)], params))]
+            adjoint = list(back[len(params):])
+    _restore(problem, after if after is not None else start)
+    return Hypergradient(objective.detach(), {n: t.detach() for n, t in zip(names, total)}, theta_T, losses, False)
+
+
+def mirror_hypergradient(estimator: str, mirror: KroneckerMirrorMap, problem, steps: int, lr: float, k: float,
+                         gamma: float, terms: int = 20) -> Hypergradient:
+    """Train fresh base models on ``problem`` with the current M for ``steps`` steps and estimate dE/dM
+    (Algorithm 1, lines 7-8) with ``estimator`` (one of :data:`ESTIMATORS`)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={estimator!r}; allowed values are {list(ESTIMATORS)}")
+    if estimator == "unrolled":
+        return unrolled_hypergradient(mirror, problem, steps, lr, k, gamma)
+    theta_T, losses, diverged, _ = inner_loop(mirror, problem, steps, lr)
+    if diverged:
+        return Hypergradient(torch.tensor(float("nan")), {}, theta_T, losses, True)
+    with torch.enable_grad():
+        objective, grads = fixed_point_hypergradient(mirror, theta_T, problem.params0, k, gamma, estimator, terms)
+    return Hypergradient(objective, grads, theta_T, losses, False)
+
+
+def objective_on(mirror: KroneckerMirrorMap, problems: list, starts: list, steps: int, lr: float, k: float,
+                 gamma: float) -> float:
+    """Mean E over ``problems``, each replayed from its minibatch-stream state in ``starts`` (NaN if one diverges)."""
+    values = []
+    for problem, state in zip(problems, starts):
+        _restore(problem, state)
+        theta_T, _, diverged, _ = inner_loop(mirror, problem, steps, lr)
+        if diverged:
+            return float("nan")
+        with torch.no_grad():
+            values.append(float(mirror.meta_objective(theta_T, problem.params0, k, gamma)))
+    return float(np.mean(values))
+
+
+def _objective_after_step(mirror, direction: dict, length: float, problems, starts, steps, lr, k, gamma) -> float:
+    """Mean E with the factors moved by ``length`` along minus ``direction`` (normalised), then restored."""
+    params = dict(mirror.named_parameters())
+    saved = {n: p.detach().clone() for n, p in params.items()}
+    norm = float(torch.sqrt(sum(g.double().pow(2).sum() for g in direction.values())))
+    with torch.no_grad():
+        for n, p in params.items():
+            p.sub_(length * direction[n] / norm)
+    try:
+        return objective_on(mirror, problems, starts, steps, lr, k, gamma)
+    finally:
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(saved[n])
+
+
+def compare_estimators(mirror: KroneckerMirrorMap, problems: list, steps: int, lr: float, k: float, gamma: float,
+                       terms: int = 20, meta_lrs=(1e-3,)) -> tuple[list[dict], float]:
+    """Every estimator on ``problems`` against the unrolled truth, per problem: cosine and relative error; and for
+    each ``meta_lr``, the change of E (mean over the problems, same minibatches) after a step along minus the
+    problem-averaged estimate whose length is that of Adam's first step, ``meta_lr``·√(number of factors).
+
+    Returns (rows, slope check): the check is the central finite-difference slope of E along minus the first
+    problem's unrolled gradient (step 1e-6·‖factors‖) divided by −‖gradient‖: 1 when the truth is the derivative.
+    """
+    starts = [_rewind(p) for p in problems]
+    truths = []
+    for problem, state in zip(problems, starts):
+        _restore(problem, state)
+        truths.append(unrolled_hypergradient(mirror, problem, steps, lr, k, gamma))
+    if any(t.diverged for t in truths):
+        return [], float("nan")
+    factors = [p.detach() for p in mirror.parameters()]
+    size = sum(p.numel() for p in factors)
+    base = objective_on(mirror, problems, starts, steps, lr, k, gamma)
+    rows = []
+    for estimator in ESTIMATORS:
+        estimates = []
+        for truth, problem in zip(truths, problems):
+            if estimator == "unrolled":
+                estimates.append(truth.grads)
+            else:
+                with torch.enable_grad():
+                    estimates.append(fixed_point_hypergradient(mirror, truth.theta_T, problem.params0, k, gamma,
+                                                               estimator, terms)[1])
+        mean = {n: sum(e[n] for e in estimates) / len(estimates) for n in estimates[0]}
+        row = {"estimator": estimator,
+               "cosine_with_unrolled": float(np.mean([cosine(e, t.grads) for e, t in zip(estimates, truths)])),
+               "relative_error": float(np.mean([relative_error(e, t.grads) for e, t in zip(estimates, truths)])),
+               "E": base}
+        for meta_lr in meta_lrs:
+            after = _objective_after_step(mirror, mean, meta_lr * math.sqrt(size), problems, starts, steps, lr, k, gamma)
+            row[f"delta_E_step_{meta_lr:g}"] = after - base
+        rows.append(row)
+    first = truths[0].grads
+    norm = float(torch.sqrt(sum(g.double().pow(2).sum() for g in first.values())))
+    h = 1e-6 * float(torch.sqrt(sum(p.double().pow(2).sum() for p in factors)))
+    one = ([problems[0]], [starts[0]])
+    down = _objective_after_step(mirror, first, h, *one, steps, lr, k, gamma)
+    up = _objective_after_step(mirror, first, -h, *one, steps, lr, k, gamma)
+    for problem, state in zip(problems, starts):
+        _restore(problem, state)
+    return rows, (down - up) / (2 * h) / -norm
+
+
+def cosine(a: dict, b: dict) -> float:
+    """Cosine between two hypergradients (dicts of tensors, flattened together)."""
+    x = torch.cat([a[n].reshape(-1) for n in sorted(a)]).double()
+    y = torch.cat([b[n].reshape(-1) for n in sorted(a)]).double()
+    return float(x @ y / (x.norm() * y.norm()).clamp_min(1e-300))
+
+
+def relative_error(estimate: dict, truth: dict) -> float:
+    """‖estimate − truth‖ / ‖truth‖ over all factors."""
+    x = torch.cat([estimate[n].reshape(-1) for n in sorted(truth)]).double()
+    y = torch.cat([truth[n].reshape(-1) for n in sorted(truth)]).double()
+    return float((x - y).norm() / y.norm().clamp_min(1e-300))
 
 
 def mirror_descent_quadratics(mirror: DiagonalMirrorMap, problems: DiagonalQuadratics, lr: float, steps: int):

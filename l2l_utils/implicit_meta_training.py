@@ -1,11 +1,13 @@
 """MetaMD's outer loop (MetaMD Algorithm 1) and its meta-test evaluation (§5.2, App. A.7).
 
 Each meta-iteration draws a minibatch of k meta-train tasks (datasets or domains); on each, fresh base
-models (random initialisation) are trained with the current mirror map for T steps (to convergence,
-line 7), the implicit hypergradient of Eq. 13 is computed (Algorithm 2) and averaged over the k tasks
-(line 8), and the factors are updated (line 10; Adam). A non-finite inner loss or hypergradient skips that
-task and is counted. The state is checkpointed after every meta-iteration: an interrupted run resumes and
-ends with the same numbers (CPU, same seed).
+models (random initialisation) are trained with the current mirror map for T steps (line 7), dE/dM is
+estimated (line 8; ``estimator``, see :mod:`l2l_utils.hypergradients`) and averaged over the tasks that did not
+diverge, and the factors are updated (line 10; Adam, its step optionally clipped). A non-finite inner loss or
+hypergradient skips that task and is counted. After every meta-iteration E is also measured on fixed validation
+problems (the same base-model initialisations and minibatches every time), so its curve shows what the update did,
+not the noise between random tasks. The state is checkpointed after every meta-iteration: an interrupted run
+resumes and ends with the same numbers (CPU, same seed).
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .hypergradients import implicit_hypergradient
+from .hypergradients import ESTIMATORS, inner_loop, mirror_hypergradient
 from .results import Checkpointer
-from .rollout import loss_and_grads
 
 
 @dataclass(frozen=True)
@@ -33,38 +34,55 @@ class MetaMDConfig:
     gamma: float = 0.01  # γ of g(M) = γ‖M − I‖_F (ours)
     neumann_terms: int = 20  # J of Algorithm 2 (App. A.12)
     meta_lr: float = 1e-3  # Adam on the factors (ours)
+    estimator: str = "unrolled"  # one of hypergradients.ESTIMATORS
+    clip_norm: float | None = None  # of the averaged hypergradient (ours), None: no clipping
     seed: int = 0
 
 
-def train_inner(mirror, problem, steps: int, lr: float) -> tuple[dict, np.ndarray, bool]:
-    """θ_{t+1} = θ_t − η M⁻¹∇L(θ_t) for ``steps`` steps without a meta-graph (Algorithm 1, line 7).
-
-    Returns (θ_T, losses (steps + 1, runs), diverged).
-    """
-    params = {k: v.detach().clone().requires_grad_() for k, v in problem.params0.items()}
-    losses = []
-    for _ in range(steps):
-        loss, grads = loss_and_grads(problem, params)
-        losses.append(loss.detach())
-        if not torch.isfinite(loss).all():
-            return params, torch.stack(losses).cpu().numpy(), True
+def validation_objective(mirror, problems: list, states: list, cfg: MetaMDConfig) -> float:
+    """Mean E over fixed validation problems, each replayed from its stored minibatch-stream state."""
+    values = []
+    for problem, state in zip(problems, states):
+        if state is not None:
+            problem.generator.set_state(state)
+        theta_T, _, diverged, _ = inner_loop(mirror, problem, cfg.inner_steps, cfg.inner_lr)
+        if diverged:
+            return float("nan")
         with torch.no_grad():
-            params = {k: v.requires_grad_() for k, v in mirror.step(params, grads, lr).items()}
-    loss, _ = loss_and_grads(problem, params)
-    losses.append(loss.detach())
-    return params, torch.stack(losses).cpu().numpy(), not bool(torch.isfinite(loss).all())
+            values.append(float(mirror.meta_objective(theta_T, problem.params0, cfg.k_lambda, cfg.gamma)))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def fixed_problems(tasks: list, per_task: int, runs: int, seed: int) -> tuple[list, list]:
+    """``per_task`` problems of every task, drawn once with ``seed``, and their minibatch-stream start states."""
+    generator = torch.Generator().manual_seed(seed)
+    problems = [task.sample(runs, generator) for task in tasks for _ in range(per_task)]
+    return problems, [None if getattr(p, "generator", None) is None else p.generator.get_state() for p in problems]
 
 
 def meta_train_mirror(mirror, tasks: list, cfg: MetaMDConfig, checkpointer: Checkpointer | None = None,
-                      progress: bool = True, as_printed: bool = False) -> pd.DataFrame:
-    """Algorithm 1 in place on ``mirror``; one history row per meta-iteration. ``as_printed``: the hypergradient
-    of Eq. 13 as printed (no IFT minus sign; see :func:`implicit_hypergradient`), for the ablation."""
+                      progress: bool = True, val_tasks: int = 1) -> pd.DataFrame:
+    """Algorithm 1 in place on ``mirror``; one history row per meta-iteration, with E on ``val_tasks`` fixed
+    problems per meta-train task before the first update (meta_step 0) and after every update."""
+    if cfg.estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={cfg.estimator!r}; allowed values are {list(ESTIMATORS)}")
     optimizer = torch.optim.Adam(mirror.parameters(), lr=cfg.meta_lr)
     generator = torch.Generator().manual_seed(cfg.seed)
+    val_problems, val_states = fixed_problems(tasks, val_tasks, cfg.runs_per_task, cfg.seed + 7_919)
+
+    def snapshot(step, **row):
+        with torch.no_grad():
+            return {"meta_step": step, **row, "val_meta_objective": validation_objective(mirror, val_problems,
+                                                                                         val_states, cfg),
+                    "frobenius_M_minus_I": float(mirror.frobenius_distance()),
+                    "lambda": float(mirror.strong_convexity()), "lambda_max": float(mirror.largest_eigenvalue())}
+
     history, start = [], 0
     saved = checkpointer.restore_training(asdict(cfg), mirror, optimizer, generator) if checkpointer else None
     if saved is not None:
         history, start = saved["history"], saved["step"]
+    else:
+        history.append(snapshot(0, meta_objective=np.nan, final_inner_loss=np.nan, skipped_tasks=0))
     k = min(cfg.tasks_per_step, len(tasks))
     for step in tqdm(range(start, cfg.meta_steps), desc="MetaMD meta-training", disable=not progress,
                      initial=start, total=cfg.meta_steps):
@@ -73,32 +91,29 @@ def meta_train_mirror(mirror, tasks: list, cfg: MetaMDConfig, checkpointer: Chec
         objectives, finals, skipped = [], [], 0
         for index in chosen:
             problem = tasks[index].sample(cfg.runs_per_task, generator)
-            theta_T, losses, diverged = train_inner(mirror, problem, cfg.inner_steps, cfg.inner_lr)
-            if diverged:
-                skipped += 1
-                continue
-            objective, grads = implicit_hypergradient(mirror, theta_T, problem.params0, cfg.k_lambda, cfg.gamma,
-                                                      cfg.neumann_terms, as_printed=as_printed)
-            if not (torch.isfinite(objective) and all(torch.isfinite(g).all() for g in grads.values())):
+            result = mirror_hypergradient(cfg.estimator, mirror, problem, cfg.inner_steps, cfg.inner_lr,
+                                          cfg.k_lambda, cfg.gamma, cfg.neumann_terms)
+            if result.diverged or not (torch.isfinite(result.objective)
+                                       and all(torch.isfinite(g).all() for g in result.grads.values())):
                 skipped += 1
                 continue
             for name in total:
-                total[name] += grads[name] / k
-            objectives.append(float(objective))
-            finals.append(float(np.mean(losses[-1])))
-        if objectives:  # line 10: M = update(M, H)
+                total[name] += result.grads[name]
+            objectives.append(float(result.objective))
+            finals.append(float(np.mean(result.losses[-1])))
+        if objectives:  # line 8 averages over the tasks that gave a hypergradient; line 10: M = update(M, H)
             optimizer.zero_grad(set_to_none=True)
+            scale = 1.0 / len(objectives)
+            norm = float(torch.sqrt(sum((g * scale).pow(2).sum() for g in total.values())))
+            if cfg.clip_norm is not None and norm > cfg.clip_norm:
+                scale *= cfg.clip_norm / norm
             for name, p in mirror.named_parameters():
-                p.grad = total[name]
+                p.grad = total[name] * scale
             optimizer.step()
         # A = aaᵀ + I and B = bbᵀ + I make every block positive definite (λ ≥ 1) whatever the factors are
         assert float(mirror.strong_convexity()) >= 1.0 - 1e-6, "M lost positive definiteness"
-        with torch.no_grad():
-            history.append({"meta_step": step + 1, "meta_objective": float(np.mean(objectives)) if objectives else np.nan,
-                            "final_inner_loss": float(np.mean(finals)) if finals else np.nan,
-                            "skipped_tasks": skipped, "frobenius_M_minus_I": float(mirror.frobenius_distance()),
-                            "lambda": float(mirror.strong_convexity()),
-                            "lambda_max": float(mirror.largest_eigenvalue())})
+        history.append(snapshot(step + 1, meta_objective=float(np.mean(objectives)) if objectives else np.nan,
+                                final_inner_loss=float(np.mean(finals)) if finals else np.nan, skipped_tasks=skipped))
         if checkpointer is not None:
             checkpointer.save_training(asdict(cfg), mirror, optimizer, generator, step=step + 1, history=history)
     return pd.DataFrame(history)

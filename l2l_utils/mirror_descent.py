@@ -11,8 +11,8 @@ result is the same).
 Closed forms used below (each checked against dense matrices in the tests):
 * Bregman divergence (Eq. 2) B_φ(θ‖θ') = ½ (θ − θ')ᵀ M (θ − θ') = ½ Σ_ζ ⟨D_ζ, B_ζ D_ζ A_ζ⟩_F.
 * ‖M − I‖²_F = Σ_ζ ‖A‖²_F‖B‖²_F − 2 tr(A) tr(B) + κι (App. A.4 with the erratum noted in the notebook:
-  ‖A ⊗ B‖²_F = Σ_ij v_i(A)² v_j(B)², not Σ_ij v_i(A) v_j(B)), with ‖A‖²_F = (1 + ‖a‖²)² + κ − 1 and
-  tr(A) = κ + ‖a‖².
+  ‖A ⊗ B‖²_F = Σ_ij v_i(A)² v_j(B)², not Σ_ij v_i(A) v_j(B)), computed term by term without cancellation
+  (:meth:`KroneckerMirrorMap.frobenius_distance`).
 * λ = min_ζ v_min(A_ζ) v_min(B_ζ) (App. A.5), v_min(A) = 1 when κ > 1, else 1 + a².
 """
 
@@ -134,14 +134,18 @@ class KroneckerMirrorMap(nn.Module):
         return total
 
     def frobenius_distance(self) -> torch.Tensor:
-        """‖M − I‖_F from the factors (App. A.4, corrected)."""
+        """‖M − I‖_F from the factors (App. A.4, corrected), as a sum of non-negative terms.
+
+        M_ζ − I = aaᵀ⊗I + I⊗bbᵀ + aaᵀ⊗bbᵀ, so with α = ‖a‖², β = ‖b‖²: ‖M_ζ − I‖²_F = ια² + κβ² + α²β² + 2αβ + 2α²β
+        + 2αβ². (The equal form ‖A‖²‖B‖² − 2 tr A tr B + κι of App. A.4 subtracts numbers of size κι: in float32 near
+        M = I it loses every digit, and its gradient is noise.)
+        """
         total = 0.0
         for layer, (rows, cols, _) in self.dims.items():
             a, b = self.factors(layer)
             na, nb = a @ a, b @ b
-            fro_a, fro_b = (1 + na) ** 2 + cols - 1, (1 + nb) ** 2 + rows - 1
-            total = total + fro_a * fro_b - 2 * (cols + na) * (rows + nb) + cols * rows
-        return total.clamp_min(0.0).sqrt()
+            total = total + rows * na**2 + cols * nb**2 + na**2 * nb**2 + 2 * na * nb * (1 + na + nb)
+        return (total + torch.finfo(total.dtype).tiny).sqrt()
 
     def strong_convexity(self) -> torch.Tensor:
         """λ = min_ζ v_min(A_ζ) v_min(B_ζ) (App. A.5)."""

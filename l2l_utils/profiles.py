@@ -157,6 +157,15 @@ _TURTLE_PAPER = {
     "fig4_T": [1, 5, 10],
     # App. A hyperparameters
     "meta_lr": 1e-3, "maml_inner_lr": 0.01, "clip_value": 10.0, "maml_meta_batch_sine": 1,
+    # where the paper is silent, the authors' public code (each a switch; the notebook shows what they change):
+    # zero biases in g_phi and the sine network; support gradients clamped to +-clip_value inside the inner loop
+    # (T > 1, MAML and TURTLE); each task's meta-gradient of theta clamped to +-clip_value (T > 1; else the summed
+    # gradients of all meta-parameters are value-clipped); the meta-learner LSTM feeds back pre-sigmoid gates;
+    # no moving-average input to g_phi at T = 1
+    "zero_biases": True, "inner_clamp": True, "outer_clamp_per_task": True, "lstm_presigmoid_feedback": True,
+    "turtle_average_at_T1": False,
+    # the initialisation diagnostic: query MSE after T steps of untrained TURTLE, over init_inits initialisations
+    "init_inits": 20, "init_tasks": 500,
     "lstm_hidden": 20, "lstm_clip_norm": 0.25, "lstm_enhanced_steps": 8,
     "turtle_layers": 5, "turtle_hidden": 20, "turtle_beta": 0.9, "turtle_meta_batch": 2,
     # §5.3 few-shot classification: 5-way 1/5-shot, Conv-4, 5 runs; 60K (1-shot) / 40K (5-shot) training
@@ -176,7 +185,7 @@ _TURTLE_PAPER = {
 }
 _TURTLE_SMOKE = dict(
     _TURTLE_PAPER,
-    sine_train_tasks=150, sine_val_tasks=50, sine_test_tasks=100, val_every=50, runs=2,
+    sine_train_tasks=150, sine_val_tasks=50, sine_test_tasks=100, val_every=50, runs=2, init_inits=4, init_tasks=50,
     fig3_T=[1, 5], fig3_layers=[1, 5], fig3_runs=2, fig4_T=[5],
     shots=[1], image_train_tasks_1shot=4, image_train_tasks_5shot=4, image_val_tasks=5, image_test_tasks=10,
     image_runs=1, image_T=3, lstm_steps_1shot=2, lstm_steps_5shot=2, lstm_enhanced_steps=2, maml_eval_T=3,

@@ -154,6 +154,11 @@ class RegularisedProblem:
         self.problem, self.weight_decay = problem, weight_decay
         self.params0, self.groups = problem.params0, problem.groups
 
+    @property
+    def generator(self):
+        """The wrapped problem's minibatch stream (replayed by the unrolled MetaMD hypergradient)."""
+        return getattr(self.problem, "generator", None)
+
     def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         penalty = sum(v.pow(2).flatten(1).sum(1) for v in params.values())
         return self.problem.loss(params) + 0.5 * self.weight_decay * penalty
@@ -209,9 +214,16 @@ class ClassifierTask:
 
 
 # ---------------------------------------------------------------------- Huisman et al. 2022, App. A
-def sine_network(hidden: Sequence[int] = (40, 40)) -> nn.Module:
-    """Sine-wave base learner of Finn et al. 2017 (Huisman et al. App. A): 1-40-40-1 with ReLU."""
-    return mlp(1, list(hidden), 1, activation="relu")
+def sine_network(hidden: Sequence[int] = (40, 40), zero_bias: bool = True) -> nn.Module:
+    """Sine-wave base learner of Finn et al. 2017 (Huisman et al. App. A): 1-40-40-1 with ReLU. The paper does not
+    say how it is initialised; ``zero_bias=True`` (the authors' code) keeps PyTorch's default weights and zeroes
+    every bias."""
+    net = mlp(1, list(hidden), 1, activation="relu")
+    if zero_bias:
+        for layer in net:
+            if isinstance(layer, nn.Linear):
+                nn.init.zeros_(layer.bias)
+    return net
 
 
 class Conv4(nn.Module):
@@ -278,6 +290,30 @@ class ClassSubsetTask:
         subset = DeviceDataset(self.dataset.inputs[mask], lookup[self.dataset.targets[mask]])
         task = ClassifierTask(self.module, subset, self.batch_size, init_std=None, vectorize=self.vectorize)
         return task.sample(n, generator)
+
+
+class LeastSquaresProblem:
+    """Over-parameterised linear least squares L(w) = ½‖Xw − y‖²/n for ``runs`` copies of a (1, d) weight ``w``
+    (n < d): S = argmin L = {w : Xw = y} is an affine set, and mirror descent with φ(w) = ½wᵀMw started at w1
+    converges to the Bregman projection of w1 onto S (Azizan et al., as MetaMD §4.4 uses it), in closed form
+    w* = w1 − M⁻¹Xᵀ(XM⁻¹Xᵀ)⁻¹(Xw1 − y). The check that tells which MetaMD hypergradient is right."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, w1: torch.Tensor, runs: int = 1):
+        if X.shape[0] >= X.shape[1]:
+            raise ValueError(f"needs fewer samples than weights (n < d), got X of shape {tuple(X.shape)}")
+        self.X, self.y = X, y
+        self.params0 = {"w": w1.reshape(1, 1, -1).expand(runs, 1, -1).clone()}
+        self.groups = {"w": "all"}
+
+    def loss(self, params) -> torch.Tensor:
+        residual = params["w"][:, 0, :] @ self.X.T - self.y
+        return 0.5 * residual.pow(2).mean(-1)
+
+    def projection(self, M: torch.Tensor) -> torch.Tensor:
+        """w* for a dense M (d × d), differentiable in M."""
+        w1 = self.params0["w"][0, 0]
+        Minv_Xt = torch.linalg.solve(M, self.X.T)
+        return w1 - Minv_Xt @ torch.linalg.solve(self.X @ Minv_Xt, self.X @ w1 - self.y)
 
 
 @dataclass

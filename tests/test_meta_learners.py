@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from l2l_utils.episodes import BaseLearner, EpisodeBatch, FewShotEpisodes, SineTasks
-from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle, theorem1_parameters
+from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle, theorem1_parameters, turtle_inputs
 from l2l_utils.tasks import Conv4, mlp, sine_network
 
 
@@ -48,7 +48,7 @@ def analytic(meta, learner, batch, steps, second_order=True):
 
 @pytest.mark.parametrize("make", [
     lambda net: MAML(dict(net.named_parameters()), inner_lr=0.3),
-    lambda net: MetaLearnerLSTM(dict(net.named_parameters()), hidden=3, raw_inputs=True).double(),
+    lambda net: MetaLearnerLSTM(dict(net.named_parameters()), hidden=3, raw_inputs=True, loss_input_grad=True).double(),
     lambda net: Turtle(dict(net.named_parameters()), hidden_layers=2, hidden=4).double(),
 ], ids=["MAML", "MetaLearnerLSTM-enhanced", "TURTLE"])
 def test_second_order_meta_gradient_matches_finite_differences(make):
@@ -224,3 +224,147 @@ def test_looping_over_tasks_gives_the_same_losses_and_meta_gradients_as_vmap():
         grads.append(analytic(meta, learner, batch, 2))
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- the authors' set-up (issue: TURTLE)
+
+
+def test_zero_bias_switches_zero_every_bias_of_g_phi_and_the_sine_network_only():
+    torch.manual_seed(0)
+    net = sine_network()
+    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in net if isinstance(m, torch.nn.Linear))
+    assert all(float(m.weight.detach().abs().max()) > 0.0 for m in net if isinstance(m, torch.nn.Linear))
+    turtle = Turtle(dict(net.named_parameters()))
+    linears = [m for m in turtle.net if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 6 and all(float(m.bias.abs().max()) == 0.0 for m in linears)
+    # switched off: PyTorch's default U(±1/√fan_in), non-zero
+    assert float(sine_network(zero_bias=False)[0].bias.abs().max()) > 0.0
+    default = Turtle(dict(net.named_parameters()), zero_bias=False)
+    assert float(default.net[-1].bias.abs().max()) > 0.0
+    # the weights are drawn identically either way (zeroing happens after construction)
+    torch.manual_seed(1)
+    a = Turtle(dict(net.named_parameters()))
+    torch.manual_seed(1)
+    b = Turtle(dict(net.named_parameters()), zero_bias=False)
+    torch.testing.assert_close(a.net[0].weight, b.net[0].weight)
+    torch.testing.assert_close(a.rates, b.rates)
+
+
+class _LinearLoss:
+    """A 'base learner' with loss 50·Σθ per task: every support gradient is exactly 50."""
+
+    def loss(self, params, x, y):
+        return 50.0 * sum(v.reshape(v.shape[0], -1).sum(1) for v in params.values())
+
+
+def test_inner_clamp_feeds_g_phi_and_the_moving_average_a_gradient_of_50_as_10():
+    theta = {"w": torch.zeros(3, dtype=torch.double)}
+    seen = []
+    turtle = Turtle(theta, hidden_layers=1, hidden=2, inner_clamp=10.0).double()
+    turtle.net.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    x = torch.zeros(2, 1, 1, dtype=torch.double)
+    turtle.adapt(_LinearLoss(), x, x, steps=2)
+    for t, inputs in enumerate(seen):  # inputs: (tasks, coordinates, [gradient, average, time])
+        torch.testing.assert_close(inputs[..., 0], torch.full_like(inputs[..., 0], 10.0))
+        torch.testing.assert_close(inputs[..., 1], torch.full_like(inputs[..., 1], 10.0))  # 0.9·10 + 0.1·10
+        torch.testing.assert_close(inputs[..., 2], torch.full_like(inputs[..., 2], float(t)))
+    seen.clear()
+    unclamped = Turtle(theta, hidden_layers=1, hidden=2).double()
+    unclamped.net.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    unclamped.adapt(_LinearLoss(), x, x, steps=1)
+    assert float(seen[0][..., 0].max()) == 50.0
+    # MAML: θ1 = θ0 − α·clamp(∇) = 0 − 0.1·10
+    maml = MAML(theta, inner_lr=0.1, inner_clamp=10.0)
+    out = maml.adapt(_LinearLoss(), x, x, steps=1)
+    torch.testing.assert_close(out["w"], torch.full((2, 3), -1.0, dtype=torch.double))
+
+
+def test_outer_clamp_clamps_each_tasks_gradient_of_theta_before_summing():
+    """The authors clamp the initialisation's gradient after each task's backward pass: Σ_j clamp(∂L_j/∂θ)."""
+    net, learner, batch = tiny_problem(num_tasks=3)
+    batch = EpisodeBatch(batch.support_x, batch.support_y, batch.query_x, 40.0 * batch.query_y)  # big gradients
+    clamp = 0.5
+    meta = MAML(dict(net.named_parameters()), inner_lr=0.3)
+    per_task = []
+    for j in range(3):
+        part = EpisodeBatch(*(t[j:j + 1] for t in (batch.support_x, batch.support_y, batch.query_x,
+                                                                  batch.query_y)))
+        meta.zero_grad()
+        params = meta.adapt(learner, part.support_x, part.support_y, 2)
+        learner.loss(params, part.query_x, part.query_y).sum().backward()
+        per_task.append([p.grad.clone() for p in meta.init])
+    expected = [sum(g[i].clamp(-clamp, clamp) for g in per_task) for i in range(len(per_task[0]))]
+    unclamped = [sum(g[i] for g in per_task) for i in range(len(per_task[0]))]
+    assert any(float((e - u).abs().max()) > 1e-3 for e, u in zip(expected, unclamped))  # the clamp bites
+    meta.zero_grad()
+    params = meta.adapt(learner, batch.support_x, batch.support_y, 2, outer_clamp=clamp)
+    learner.loss(params, batch.query_x, batch.query_y).sum().backward()
+    for got, want in zip((p.grad for p in meta.init), expected):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("feedback", ["pre-sigmoid", "post-sigmoid"])
+def test_meta_learner_lstm_gate_feedback_against_two_steps_by_hand(feedback):
+    """Scalar θ, layer-1 LSTM with zero weights (so h = 0): f̃_t = w_θ θ_{t−1} + w_g·fb_{t−1} + b_f, the same for i,
+    θ_t = σ(f̃_t) θ_{t−1} − σ(ĩ_t) g_t, where fb is f̃ itself (pre-sigmoid) or σ(f̃) (post-sigmoid)."""
+    lstm = MetaLearnerLSTM({"w": torch.tensor([0.5], dtype=torch.double)}, hidden=1, gate_feedback=feedback).double()
+    with torch.no_grad():
+        for p in lstm.lstm.parameters():
+            p.zero_()
+        lstm.W_f.copy_(torch.tensor([0.0, 0.3, 0.7], dtype=torch.double))
+        lstm.W_i.copy_(torch.tensor([0.0, -0.2, 0.4], dtype=torch.double))
+        lstm.b_f.fill_(1.0)
+        lstm.b_i.fill_(-1.0)
+    sig = lambda v: 1.0 / (1.0 + math.exp(-v))  # noqa: E731
+    back = (lambda v: v) if feedback == "pre-sigmoid" else sig
+    theta, f_fb, i_fb = 0.5, 0.0, 0.0
+    params, state = lstm.initial(1), None
+    state = lstm.begin(params)
+    for g in (2.0, -1.5):
+        f_pre = 0.3 * theta + 0.7 * f_fb + 1.0
+        i_pre = -0.2 * theta + 0.4 * i_fb - 1.0
+        theta = sig(f_pre) * theta - sig(i_pre) * g
+        f_fb, i_fb = back(f_pre), back(i_pre)
+        grads = {"w": torch.tensor([[g]], dtype=torch.double)}
+        params, state = lstm.update(params, grads, torch.ones(1, dtype=torch.double), state, 0)
+        assert math.isclose(float(params["w"]), theta, rel_tol=1e-12)
+    assert math.isclose(float(state[2]), f_fb, rel_tol=1e-12) and math.isclose(float(state[3]), i_fb, rel_tol=1e-12)
+    with pytest.raises(ValueError, match="gate_feedback"):
+        MetaLearnerLSTM({"w": torch.zeros(1)}, gate_feedback="tanh")
+
+
+def test_meta_learner_lstm_loss_input_is_a_constant_unless_asked():
+    """The authors feed ``loss.data``: second-order meta-gradients then equal those of a loss input that is a
+    constant, and differ from the fully connected ones."""
+    net, learner, batch = tiny_problem()
+    make = lambda grad: MetaLearnerLSTM(dict(net.named_parameters()), hidden=3, raw_inputs=True,  # noqa: E731
+                                        loss_input_grad=grad).double()
+    torch.manual_seed(0)
+    const = make(False)
+    torch.manual_seed(0)
+    full = make(True)
+    with torch.no_grad():
+        const.b_i.fill_(-1.0)
+        full.b_i.fill_(-1.0)
+    a, b = analytic(const, learner, batch, 3), analytic(full, learner, batch, 3)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) > 1e-10
+    original = MetaLearnerLSTM.gates
+
+    def detached_loss(self, params, grads, loss, state):
+        return original(self, params, grads, loss.detach(), state)
+
+    MetaLearnerLSTM.gates = detached_loss
+    try:
+        c = analytic(full, learner, batch, 3)
+    finally:
+        MetaLearnerLSTM.gates = original
+    for k in a:
+        torch.testing.assert_close(a[k], c[k])
+
+
+def test_turtle_has_no_moving_average_input_at_one_step():
+    assert turtle_inputs(1) == ("gradient", "time")
+    assert turtle_inputs(1, average_at_one_step=True) == Turtle.INPUTS
+    assert turtle_inputs(5) == Turtle.INPUTS
+    turtle = Turtle(dict(sine_network().named_parameters()), inputs=turtle_inputs(1))
+    assert turtle.net[0].in_features == 2

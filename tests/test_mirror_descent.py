@@ -6,9 +6,11 @@ reverse-mode differentiation through the unrolled quadratic trajectory."""
 import pytest
 import torch
 
-from l2l_utils.hypergradients import forward_mode_hypergradient, implicit_hypergradient, neumann_inverse_hvp
+from l2l_utils.hypergradients import (cosine, fixed_point_hypergradient, forward_mode_hypergradient, inner_loop,
+                                     mirror_hypergradient, neumann_inverse_hvp, relative_error)
 from l2l_utils.mirror_descent import DiagonalMirrorMap, KroneckerMirrorMap, layer_blocks
-from l2l_utils.tasks import QuadraticFamily2D, mlp
+from l2l_utils.data import DeviceDataset
+from l2l_utils.tasks import ClassifierTask, LeastSquaresProblem, QuadraticFamily2D, mlp
 
 
 def small_map(seed=0, init_norm=2.0):
@@ -117,10 +119,11 @@ def test_neumann_series_hypergradient_converges_to_the_exact_ift_one():
     mirror, shapes = small_map()
     theta1 = random_like(shapes, 8, lead=(3,))
     theta_T = {k: v + 0.3 * random_like(shapes, 9, lead=(3,))[k] for k, v in theta1.items()}
-    _, exact = implicit_hypergradient(mirror, theta_T, theta1, k=0.1, gamma=0.01, exact=True)
+    _, exact = fixed_point_hypergradient(mirror, theta_T, theta1, k=0.1, gamma=0.01, estimator="ift", exact=True)
     errors = []
     for terms in (5, 20, 3000):
-        _, approx = implicit_hypergradient(mirror, theta_T, theta1, k=0.1, gamma=0.01, terms=terms)
+        _, approx = fixed_point_hypergradient(mirror, theta_T, theta1, k=0.1, gamma=0.01, estimator="ift",
+                                              terms=terms)
         errors.append(max(float((exact[n] - approx[n]).abs().max()) for n in exact))
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-9
     # with H = M, H⁻¹ applied exactly is the mirror map's own preconditioner
@@ -139,23 +142,6 @@ def test_neumann_series_needs_the_step_factor_and_a_small_step():
     assert not torch.allclose(good / alpha, exact, atol=1e-3)  # the unscaled sum of Algorithm 2
     bad = neumann_inverse_hvp(hvp, v, 200, 2.5 / torch.linalg.eigvalsh(H).max().item())[0]
     assert not torch.isfinite(bad).all() or bad.abs().max() > 1e6
-
-
-def test_ift_hypergradient_has_the_minus_sign_eq13_omits():
-    """For one direction of M the exact IFT derivative of B_φM(θ*(M)‖θ1) along the rephrased problem is
-    ½ddᵀ − ddᵀ = −½ddᵀ (direct + indirect); Eq. 13 without the minus sign would give +3/2 ddᵀ."""
-    mirror = KroneckerMirrorMap({"w": torch.Size([1, 1])}, init_norm=0.0).double()
-    with torch.no_grad():
-        mirror.a["w"].fill_(0.7)
-        mirror.b["w"].fill_(0.0)
-    theta1 = {"w": torch.zeros(1, 1, 1, dtype=torch.float64)}
-    theta_T = {"w": torch.full((1, 1, 1), 2.0, dtype=torch.float64)}
-    _, grads = implicit_hypergradient(mirror, theta_T, theta1, k=0.0, gamma=0.0, exact=True)
-    # M = (a² + 1)(b² + 1) = a² + 1 here; dM/da = 2a; d = 2: dE/dM = −½ d² = −2, so dE/da = −2 · 2a
-    torch.testing.assert_close(grads["a.w"], torch.tensor([-2.0 * 2 * 0.7], dtype=torch.float64))
-    # Eq. 13 as printed (the notebook's ablation): ½ddᵀ + ddᵀ = 3/2 ddᵀ, so dE/da = +6 · 2a
-    _, printed = implicit_hypergradient(mirror, theta_T, theta1, k=0.0, gamma=0.0, exact=True, as_printed=True)
-    torch.testing.assert_close(printed["a.w"], torch.tensor([6.0 * 2 * 0.7], dtype=torch.float64))
 
 
 def test_forward_mode_equals_reverse_mode_through_the_unrolled_quadratic_trajectory():
@@ -189,3 +175,154 @@ def test_diagonal_map_terms():
     torch.testing.assert_close(mirror.bregman(theta, theta1), torch.tensor([0.5 * 2 * (1 + 4)], dtype=torch.float64))
     assert mirror.strong_convexity().item() == pytest.approx(2.0)
     assert mirror.frobenius_distance().item() == pytest.approx(2 ** 0.5)
+
+
+# ----------------------------------------------------------------------------- which hypergradient is dE/dM?
+
+
+def tiny_classifier_problem(seed=0):
+    """A sigmoid 3-4-3 MLP in float64 on 40 random points, minibatches of 8 drawn from a seeded stream, 2 runs."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 1).long()
+    task = ClassifierTask(mlp(3, [4], 3, "sigmoid").double(), DeviceDataset(x, y), batch_size=8, init_std=0.5)
+    problem = task.sample(2, g)
+    problem.params0 = {k: v.double() for k, v in problem.params0.items()}
+    mirror = KroneckerMirrorMap(task.shapes, init_norm=0.8, generator=torch.Generator().manual_seed(seed + 1)).double()
+    return problem, mirror
+
+
+def objective_through_inner_loop(mirror, problem, start, steps, lr, k, gamma):
+    """E(M) recomputed from scratch on the same minibatches (the problem's stream rewound to ``start``)."""
+    problem.generator.set_state(start)
+    theta_T, _, diverged, _ = inner_loop(mirror, problem, steps, lr)
+    assert not diverged
+    with torch.no_grad():
+        return float(mirror.meta_objective(theta_T, problem.params0, k, gamma))
+
+
+def test_unrolled_hypergradient_matches_central_finite_differences_through_the_inner_loop():
+    problem, mirror = tiny_classifier_problem()
+    start = problem.generator.get_state()
+    steps, lr, k, gamma = 12, 0.5, 0.1, 0.05
+    result = mirror_hypergradient("unrolled", mirror, problem, steps, lr, k, gamma)
+    problem.generator.set_state(start)
+    h = 1e-6
+    checked = 0
+    for name, p in mirror.named_parameters():
+        flat = p.data.view(-1)
+        for i in range(0, flat.numel(), 2):
+            old = flat[i].item()
+            flat[i] = old + h
+            up = objective_through_inner_loop(mirror, problem, start, steps, lr, k, gamma)
+            flat[i] = old - h
+            down = objective_through_inner_loop(mirror, problem, start, steps, lr, k, gamma)
+            flat[i] = old
+            fd = (up - down) / (2 * h)
+            assert abs(result.grads[name].view(-1)[i].item() - fd) <= 1e-6 * max(1.0, abs(fd)), (name, i, fd)
+            checked += 1
+    assert checked >= 8
+    # the estimators that use θ_T alone are not the derivative of this (unconverged) E
+    for estimator in ("direct", "ift", "as_printed"):
+        problem.generator.set_state(start)
+        other = mirror_hypergradient(estimator, mirror, problem, steps, lr, k, gamma)
+        torch.testing.assert_close(other.objective, result.objective)  # same E, same minibatches
+        assert relative_error(other.grads, result.grads) > 1e-3
+
+
+def test_unrolled_hypergradient_refuses_a_random_problem_it_cannot_replay():
+    problem, mirror = tiny_classifier_problem()
+
+    class Unreplayable:
+        params0, groups = problem.params0, problem.groups
+
+        def loss(self, params):
+            return problem.loss(params)  # draws from a stream the hypergradient cannot see
+
+    with pytest.raises(RuntimeError, match="not replayed"):
+        mirror_hypergradient("unrolled", mirror, Unreplayable(), 5, 0.5, 0.1, 0.05)
+
+
+def least_squares(seed=0, n=3, d=6, init_norm=1.0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    problem = LeastSquaresProblem(X, torch.randn(n, generator=g, dtype=torch.float64),
+                                  torch.randn(d, generator=g, dtype=torch.float64))
+    mirror = KroneckerMirrorMap({"w": torch.Size([1, d])}, init_norm=init_norm,
+                                generator=torch.Generator().manual_seed(seed + 1)).double()
+    return problem, mirror
+
+
+def closed_form_objective_and_gradient(mirror, problem, k, gamma):
+    """E at the exact Bregman projection w*(M) and its gradient by autograd through the closed form."""
+    w_star = problem.projection(mirror.dense_block("w"))
+    theta = {"w": w_star.reshape(1, 1, -1)}
+    objective = mirror.meta_objective(theta, problem.params0, k, gamma)
+    grads = torch.autograd.grad(objective, list(mirror.parameters()))
+    return objective.detach(), {n: g for (n, _), g in zip(mirror.named_parameters(), grads)}
+
+
+def test_mirror_descent_reaches_the_closed_form_bregman_projection_on_least_squares():
+    problem, mirror = least_squares()
+    theta_T, losses, _, _ = inner_loop(mirror, problem, 4000, 0.5)
+    w_star = problem.projection(mirror.dense_block("w").detach())
+    torch.testing.assert_close(theta_T["w"][0, 0], w_star, rtol=1e-9, atol=1e-10)
+    assert losses[-1].max() < 1e-20
+    # the projection is the point of S closest to w1 in the M-norm, not in the Euclidean one
+    euclid = problem.projection(torch.eye(6, dtype=torch.float64))
+    assert float((euclid - w_star).norm()) > 1e-3
+
+
+def test_direct_estimator_is_exact_at_convergence_and_the_unrolled_one_converges_to_it():
+    problem, mirror = least_squares()
+    k, gamma, lr = 0.1, 0.05, 0.5
+    value, truth = closed_form_objective_and_gradient(mirror, problem, k, gamma)
+    direct = mirror_hypergradient("direct", mirror, problem, 4000, lr, k, gamma)
+    torch.testing.assert_close(direct.objective, value, rtol=1e-10, atol=1e-12)
+    assert relative_error(direct.grads, truth) < 1e-8
+    errors = [relative_error(mirror_hypergradient("unrolled", mirror, problem, T, lr, k, gamma).grads, truth)
+              for T in (10, 100, 2000)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-8
+
+
+def test_eq13_with_the_ift_sign_points_uphill_and_as_printed_overshoots():
+    """With H = M the implicit term is twice the direct Bregman term: "ift" = −∂B/∂M + ∂reg/∂M and "as_printed" =
+    3∂B/∂M + ∂reg/∂M, measured here against the closed-form truth ∂B/∂M + ∂reg/∂M (k = γ = 0: reg = 0)."""
+    problem, mirror = least_squares(seed=3)
+    _, truth = closed_form_objective_and_gradient(mirror, problem, 0.0, 0.0)
+    theta_T, _, _, _ = inner_loop(mirror, problem, 4000, 0.5)
+    for estimator, factor in (("ift", -1.0), ("as_printed", 3.0)):
+        _, grads = fixed_point_hypergradient(mirror, theta_T, problem.params0, 0.0, 0.0, estimator, exact=True)
+        assert relative_error(grads, {n: factor * g for n, g in truth.items()}) < 1e-8, estimator
+    _, ift = fixed_point_hypergradient(mirror, theta_T, problem.params0, 0.0, 0.0, "ift", exact=True)
+    assert cosine(ift, truth) < -0.999999
+
+
+def test_identity_minimises_the_converged_objective_and_lambda_is_one():
+    """E(M) ≥ E(I) when the inner problem reaches S (M ⪰ I, S independent of M); with κ, ι > 1 every factor has
+    eigenvalue 1, so λ = 1 and k/λ has zero gradient."""
+    problem, mirror = least_squares(seed=5, init_norm=1.5)
+    at_m, _ = closed_form_objective_and_gradient(mirror, problem, 0.0, 0.0)
+    identity = least_squares(seed=5, init_norm=0.0)[1]
+    at_i, _ = closed_form_objective_and_gradient(identity, problem, 0.0, 0.0)
+    assert float(at_m) > float(at_i)
+    net_map, _ = small_map(init_norm=2.0)
+    assert all(rows > 1 and cols > 1 for rows, cols, _ in net_map.dims.values())
+    dense_min = min(float(torch.linalg.eigvalsh(net_map.dense_block(layer).detach()).min()) for layer in net_map.blocks)
+    assert dense_min == pytest.approx(1.0)
+    lam = net_map.strong_convexity()
+    assert float(lam) == 1.0 and not lam.requires_grad  # k/λ does not depend on the factors at all
+
+
+def test_frobenius_distance_keeps_its_digits_in_float32_near_the_identity():
+    """A 256 × 785 block with ‖a‖ ≈ ‖b‖ ≈ 0.1 (the meta-training start): ‖M − I‖_F in float32 within 1e-5 of the
+    float64 value; App. A.4's ‖A‖²‖B‖² − 2 tr A tr B + κι cancels numbers of size 2·10⁵ and misses by far more."""
+    shapes = {"layer.weight": torch.Size([256, 784]), "layer.bias": torch.Size([256])}
+    mirror = KroneckerMirrorMap(shapes, init_norm=0.1, generator=torch.Generator().manual_seed(0))
+    exact = KroneckerMirrorMap(shapes, init_norm=0.1, generator=torch.Generator().manual_seed(0)).double()
+    value, truth = float(mirror.frobenius_distance()), float(exact.frobenius_distance())
+    assert abs(value - truth) <= 1e-5 * truth
+    a, b = mirror.factors("layer")
+    na, nb, rows, cols = a @ a, b @ b, 256, 785
+    paper_form = ((1 + na) ** 2 + cols - 1) * ((1 + nb) ** 2 + rows - 1) - 2 * (cols + na) * (rows + nb) + cols * rows
+    assert abs(float(paper_form.clamp_min(0).sqrt()) - truth) > 1e-3 * truth
