@@ -35,12 +35,12 @@ from timing import finish, start, time_per_call  # noqa: E402
 
 SEED = 0
 METHODS = {  # name -> (maker from θ, second order, extra config)
-    "FO-MAML": (lambda theta: MAML(theta), False, {"clip_value": 10.0}),
-    "SO-MAML": (lambda theta: MAML(theta), True, {"clip_value": 10.0}),
+    "FO-MAML": (lambda theta: MAML(theta, inner_clamp=10.0), False, {"outer_clamp": 10.0}),
+    "SO-MAML": (lambda theta: MAML(theta, inner_clamp=10.0), True, {"outer_clamp": 10.0}),
     "LSTM (first order)": (lambda theta: MetaLearnerLSTM(theta), False, {"clip_norm": 0.25}),
     "LSTM enhanced (second order)": (lambda theta: MetaLearnerLSTM(theta, raw_inputs=True), True, {"clip_norm": 0.25}),
-    "FO-TURTLE": (lambda theta: Turtle(theta), False, {"clip_value": 10.0}),
-    "SO-TURTLE": (lambda theta: Turtle(theta), True, {"clip_value": 10.0}),
+    "FO-TURTLE": (lambda theta: Turtle(theta, inner_clamp=10.0), False, {"outer_clamp": 10.0}),
+    "SO-TURTLE": (lambda theta: Turtle(theta, inner_clamp=10.0), True, {"outer_clamp": 10.0}),
 }
 
 

@@ -1,4 +1,6 @@
-"""The claims table: one row per figure/table claim of a paper, with an honest verdict."""
+"""The claims table: one row per figure/table claim of a paper, with the criterion it is judged by, what was
+measured and a verdict computed by a tested function of :mod:`l2l_utils.verdicts` (at the smoke profile every
+verdict reads "smoke: pipeline ran": toy runs are no evidence)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from .results import atomic_write_text
+from .verdicts import VERDICTS, Result, smoke
 
-CLAIM_COLUMNS = ["paper", "claim", "statement", "paper_value", "measured", "profile", "verdict"]
-VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
+CLAIM_COLUMNS = ["paper", "claim", "statement", "paper_value", "criterion", "measured", "profile", "verdict"]
 
 
 def check_verdict(verdict: str) -> str:
@@ -46,13 +48,30 @@ class ClaimsTable:
         self.profile = profile
         self._rows: list[dict] = []
 
-    def add(self, claim: str, statement: str, paper_value, measured, verdict: str) -> None:
-        """Add one claim; ``verdict`` must start with one of ``VERDICTS``."""
+    @property
+    def is_smoke(self) -> bool:
+        return self.profile.startswith("smoke")
+
+    def add(self, claim: str, statement: str, paper_value, criterion: str, result: Result) -> Result:
+        """Add one claim judged by ``criterion`` (what is compared with what, how); ``result`` comes from a function
+        of :mod:`l2l_utils.verdicts`. Returns the row's result (the smoke label applied)."""
+        if self.is_smoke:
+            result = smoke(result)
         self._rows.append({
-            "paper": self.paper, "claim": claim, "statement": statement,
-            "paper_value": paper_value, "measured": measured,
-            "profile": self.profile, "verdict": check_verdict(verdict),
+            "paper": self.paper, "claim": claim, "statement": statement, "paper_value": paper_value,
+            "criterion": criterion, "measured": result.measured, "profile": self.profile,
+            "verdict": check_verdict(result.verdict),
         })
+        return result
+
+    def not_run(self, claim: str, statement: str, paper_value, why: str, criterion: str = "—") -> None:
+        """A claim whose measurement could not be made here, and why."""
+        self.add(claim, statement, paper_value, criterion, Result(f"not run: {why}", "—"))
+
+    def rows(self, claims) -> pd.DataFrame:
+        """The rows of the given claim ids (to show a figure's claims right below it)."""
+        frame = self.frame
+        return frame[frame["claim"].isin(list(claims))][["claim", "criterion", "measured", "verdict"]]
 
     @property
     def frame(self) -> pd.DataFrame:

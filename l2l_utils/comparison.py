@@ -50,17 +50,10 @@ def compare_optimizers(learned: Mapping[str, object], baseline_lrs: Mapping[str,
 
 
 def mean_curves(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean loss per optimizer and step over the runs that did not diverge (columns: optimizers)."""
+    """Mean loss per optimizer and step over the runs that had not diverged (columns: optimizers). For plots only
+    (the legend says how many runs diverged); verdicts use :func:`scores_at`, which counts every run."""
     ok = frame[~frame["diverged"].astype(bool)]
     return ok.groupby(["step", "optimizer"])["loss"].mean().unstack("optimizer")
-
-
-def final_losses(frame: pd.DataFrame, step: int | None = None) -> pd.Series:
-    """Mean loss at ``step`` (default: last) per optimizer; +inf where every run diverged."""
-    curves = mean_curves(frame)
-    row = curves.loc[curves.index.max() if step is None else step]
-    names = frame["optimizer"].unique()
-    return pd.Series({n: float(row.get(n, np.inf)) if np.isfinite(row.get(n, np.inf)) else np.inf for n in names})
 
 
 def divergence_counts(frame: pd.DataFrame) -> pd.Series:
@@ -75,31 +68,17 @@ def best_learning_rates(tuning: pd.DataFrame) -> dict:
     return {r.optimizer: float(r.lr) for r in rows.itertuples()}
 
 
-def versus_best_baseline(frame: pd.DataFrame, learned: str, baselines: Sequence[str],
-                         steps: tuple | None = None) -> dict:
-    """Final and trajectory-mean loss of ``learned`` against the best of ``baselines``.
-
-    ``ratio`` < 1 means the learned optimizer ends lower than every baseline; ``mean_ratio`` compares
-    the mean loss over the steps (area under the curve). ``steps`` restricts to a step range.
-    """
-    curves = mean_curves(frame)
-    if steps is not None:
-        curves = curves.loc[steps[0]:steps[1]]
-    finals = curves.iloc[-1].reindex([learned, *baselines]).fillna(np.inf)
-    means = curves.mean().reindex([learned, *baselines]).fillna(np.inf)
-    best = finals[list(baselines)].idxmin()
-    return {"learned_final": float(finals[learned]), "best_baseline": best,
-            "best_final": float(finals[best]), "ratio": float(finals[learned] / finals[best]),
-            "mean_ratio": float(means[learned] / means[list(baselines)].min())}
-
-
-def outperform_verdict(stats: dict) -> str:
-    """reproduced: lower final loss than the best baseline; partly: lower only on the trajectory mean."""
-    if stats["ratio"] < 1:
-        return "reproduced"
-    if stats["mean_ratio"] < 1:
-        return "partly: lower loss on average over the run, but not at the last step"
-    return "not reproduced"
+def scores_at(frame: pd.DataFrame, step: int, window: int = 1) -> dict:
+    """{optimizer: one score per run, ordered by run}: the mean loss over the ``window`` steps ending at ``step``
+    (a mean over the last steps, so one minibatch's noise does not decide). A run that diverged by then scores NaN
+    (a failure for :mod:`l2l_utils.verdicts`, never dropped). Runs share their problems across optimizers: paired."""
+    part = frame[(frame["step"] > step - window) & (frame["step"] <= step)]
+    table = part.pivot_table(index="run", columns=["optimizer", "step"], values="loss", dropna=False, aggfunc="first")
+    out = {}
+    for name in frame["optimizer"].unique():
+        values = table[name].to_numpy(dtype=float)
+        out[name] = np.where(np.isfinite(values).all(axis=1), values.mean(axis=1), np.nan)
+    return out
 
 
 def at_grid_edge(best: Mapping[str, float], grid: Sequence[float]) -> list[str]:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .results import Checkpointer, ResultsStore, atomic_save_torch, config_key
+from .results import Checkpointer, ResultsStore, atomic_save_torch, config_key, provenance, recorded_reads
 
 
 @dataclass(frozen=True)
@@ -154,15 +154,17 @@ def train_and_test(make_meta_learner, learner, train_sampler, val_episodes, test
         test, meta = store.load(f"{stem}-test")
         return {"history": store.load(f"{stem}-history")[0], "test": test, "seconds": meta["seconds"],
                 "best_tasks": meta["best_tasks"], "reused": True}
-    torch.manual_seed(cfg.seed)  # base- and meta-network initialisation of this run
-    meta_learner = make_meta_learner().to(device)
-    checkpointer = Checkpointer(Path(results_dir) / f"{stem}.ckpt")
-    start = time.perf_counter()
-    history, best = meta_train(meta_learner, learner, train_sampler, val_episodes, cfg, device, checkpointer, progress)
-    test = evaluate(meta_learner, learner, test_episodes, cfg.test_steps, cfg.eval_chunk)
-    seconds = time.perf_counter() - start
+    with recorded_reads() as reads:
+        torch.manual_seed(cfg.seed)  # base- and meta-network initialisation of this run
+        meta_learner = make_meta_learner().to(device)
+        checkpointer = Checkpointer(Path(results_dir) / f"{stem}.ckpt")
+        start = time.perf_counter()
+        history, best = meta_train(meta_learner, learner, train_sampler, val_episodes, cfg, device, checkpointer,
+                                   progress)
+        test = evaluate(meta_learner, learner, test_episodes, cfg.test_steps, cfg.eval_chunk)
+        seconds = time.perf_counter() - start
     atomic_save_torch(meta_learner.state_dict(), Path(results_dir) / f"{stem}.pt")
-    extra = {"config": config, "seconds": seconds, "best_tasks": best["tasks"]}
+    extra = {**provenance(reads, config), "seconds": seconds, "best_tasks": best["tasks"]}
     store.save(f"{stem}-history", history, extra)
     store.save(f"{stem}-test", test, extra)
     checkpointer.clear()

@@ -223,10 +223,11 @@ def _objective_after_step(mirror, direction: dict, length: float, problems, star
 
 
 def compare_estimators(mirror: KroneckerMirrorMap, problems: list, steps: int, lr: float, k: float, gamma: float,
-                       terms: int = 20, meta_lrs=(1e-3,)) -> tuple[list[dict], float]:
-    """Every estimator on ``problems`` against the unrolled truth, per problem: cosine and relative error; and for
-    each ``meta_lr``, the change of E (mean over the problems, same minibatches) after a step along minus the
-    problem-averaged estimate whose length is that of Adam's first step, ``meta_lr``·√(number of factors).
+                       terms: int = 20, meta_lr: float = 1e-3, other_meta_lrs=()) -> tuple[list[dict], float]:
+    """Every estimator on ``problems`` against the unrolled truth, per problem: cosine and relative error; and the
+    change of E (mean over the problems, same minibatches) after a step along minus the problem-averaged estimate
+    whose length is that of Adam's first step, ``meta_lr``·√(number of factors) (for the unrolled estimator also at
+    each of ``other_meta_lrs``).
 
     Returns (rows, slope check): the check is the central finite-difference slope of E along minus the first
     problem's unrolled gradient (step 1e-6·‖factors‖) divided by −‖gradient‖: 1 when the truth is the derivative.
@@ -256,9 +257,9 @@ def compare_estimators(mirror: KroneckerMirrorMap, problems: list, steps: int, l
                "cosine_with_unrolled": float(np.mean([cosine(e, t.grads) for e, t in zip(estimates, truths)])),
                "relative_error": float(np.mean([relative_error(e, t.grads) for e, t in zip(estimates, truths)])),
                "E": base}
-        for meta_lr in meta_lrs:
-            after = _objective_after_step(mirror, mean, meta_lr * math.sqrt(size), problems, starts, steps, lr, k, gamma)
-            row[f"delta_E_step_{meta_lr:g}"] = after - base
+        for rate in (meta_lr, *(other_meta_lrs if estimator == "unrolled" else ())):
+            after = _objective_after_step(mirror, mean, rate * math.sqrt(size), problems, starts, steps, lr, k, gamma)
+            row[f"delta_E_step_{rate:g}"] = after - base
         rows.append(row)
     first = truths[0].grads
     norm = float(torch.sqrt(sum(g.double().pow(2).sum() for g in first.values())))

@@ -31,20 +31,31 @@ class CoordinatewiseLSTM(nn.Module):
 
     ``preprocess_p=None`` feeds the raw gradient (one input, §3.1); a number applies Appendix A
     preprocessing (two inputs). The linear output is multiplied by ``output_scale`` (0.1 in §3.2).
+
+    The paper does not say how the optimizer's own parameters start. ``init``: ``"normal"`` draws every parameter
+    from N(0, init_std²); ``"normal-zero-head-bias"`` does the same but starts the output bias at 0 (a non-zero one
+    moves every coordinate of the optimizee the same way at every step); ``"pytorch"`` keeps PyTorch's default
+    U(±1/√hidden). The L2L notebook compares them and picks one with its numbers.
     """
 
+    INITS = ("normal", "normal-zero-head-bias", "pytorch")
+
     def __init__(self, hidden_size: int = 20, num_layers: int = 2, preprocess_p: float | None = 10.0,
-                 output_scale: float = 1.0, init_std: float | None = 0.1):
+                 output_scale: float = 1.0, init_std: float | None = 0.1, init: str = "normal"):
         super().__init__()
+        if init not in self.INITS:
+            raise ValueError(f"init={init!r}; allowed values are {list(self.INITS)}")
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.preprocess_p, self.output_scale = preprocess_p, output_scale
         input_size = 1 if preprocess_p is None else 2
         self.cells = nn.ModuleList(
             nn.LSTMCell(input_size if i == 0 else hidden_size, hidden_size) for i in range(num_layers))
         self.head = nn.Linear(hidden_size, 1)
-        if init_std is not None:  # §3: "initial values ... sampled from an IID Gaussian distribution"
+        if init_std is not None and init != "pytorch":  # §3: "sampled from an IID Gaussian distribution"
             for weight in self.parameters():
                 nn.init.normal_(weight, std=init_std)
+        if init == "normal-zero-head-bias":
+            nn.init.zeros_(self.head.bias)
 
     def initial_state(self, num_coords: int, device=None, dtype=None) -> list:
         zeros = lambda: torch.zeros(num_coords, self.hidden_size, device=device, dtype=dtype)  # noqa: E731

@@ -111,6 +111,9 @@ def area_under_curve(losses: np.ndarray) -> np.ndarray:
 
 
 def mean_std(scores: pd.DataFrame, column: str = "test_accuracy") -> Mapping[str, float]:
+    """Mean and sample standard deviation (ddof = 1, as the paper's "mean ± std" over trials) of ``column``; a
+    non-finite trial is not dropped: the mean and std are then NaN."""
     values = scores[column].to_numpy(dtype=float)
-    return {"mean": float(np.nanmean(values)) if np.isfinite(values).any() else float("nan"),
-            "std": float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")}
+    if not np.isfinite(values).all():
+        return {"mean": float("nan"), "std": float("nan")}
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan")}

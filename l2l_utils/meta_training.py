@@ -141,6 +141,13 @@ def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: 
     return cached_training(results_dir, name, config, optimizer, train)
 
 
+def meta_train_key(results_dir, name: str, cfg: MetaTrainConfig, setting: dict) -> str:
+    """The derived key of a :func:`meta_train_cached` result (for the results that use the trained optimizer)."""
+    from .results import training_key
+
+    return training_key(results_dir, name, {"meta": asdict(cfg), **setting})
+
+
 def random_search_meta_lr(make_optimizer, task, cfg: MetaTrainConfig, trials: int, search_epochs: int,
                           bounds: tuple[float, float], results_dir, name: str, setting: dict,
                           progress: bool = True) -> tuple[float, pd.DataFrame]:

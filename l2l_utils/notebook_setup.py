@@ -13,7 +13,7 @@ import torch
 from .claims import ClaimsTable
 from .plotting import paper_style
 from .profiles import PAPER_CHOICES, PAPER_PROFILES, ParameterError, Profile, parse_overrides, resolve_profile
-from .results import ResultsStore
+from .results import ResultsStore, track_profile
 from .runtime import project_root, resolve_device, seed_everything
 
 
@@ -29,6 +29,17 @@ class NotebookRun:
     started: float
 
 
+def _inline_figures() -> None:
+    """Figures appear in the notebook next to the text (also when MPLBACKEND is set, e.g. to Agg by CI)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def start_notebook(paper: str, title: str, profile, seed, device, results_dir, figures_dir, overrides,
                    check: Callable[[Profile], None] | None = None) -> NotebookRun:
     """Resolve ``profile`` + ``overrides`` for ``paper`` (``check`` adds the paper's own cross-parameter rules);
@@ -41,6 +52,7 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
         check(cfg)
     dev = resolve_device(device)
     seed_everything(seed)
+    track_profile(cfg)  # cached results are keyed by the profile fields they read (l2l_utils.results)
     root = project_root()
     results_dir = Path(results_dir) if results_dir else root / "runs" / profile / "results" / paper
     figures_dir = Path(figures_dir) if figures_dir else root / "figures" / paper
@@ -48,6 +60,7 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
     overridden = sorted(parse_overrides(overrides))
     claims = ClaimsTable(title, f"{profile} (overridden: {', '.join(overridden)})" if overridden else profile)
     paper_style()
+    _inline_figures()
     print(f"profile={profile} seed={seed} device={dev} results={results_dir} figures={figures_dir}")
     return NotebookRun(cfg, dev, results_dir, figures_dir, ResultsStore(results_dir), claims,
                        f"{len(overridden)} setting(s) overridden" if overridden else "", time.perf_counter())

@@ -8,6 +8,7 @@ and what is allowed.
 from __future__ import annotations
 
 import ast
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -17,9 +18,28 @@ class ParameterError(ValueError):
 
 
 class Profile(dict):
-    """A resolved profile: a read-only dict whose keys are also attributes."""
+    """A resolved profile: a read-only dict whose keys are also attributes.
+
+    Reads can be recorded (:meth:`recording`): the results store keys a cached computation by the fields it
+    actually read, so a changed field recomputes exactly what depends on it (:mod:`l2l_utils.results`).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._recorders: list[set] = []
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        for reads in self._recorders:
+            reads.add(key)
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
 
     def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
         try:
             return self[key]
         except KeyError:
@@ -27,6 +47,28 @@ class Profile(dict):
 
     def __setitem__(self, key, value):  # pragma: no cover - guard only
         raise TypeError("a resolved profile is read-only; pass overrides to resolve_profile")
+
+    def __reduce__(self):
+        return (type(self), (dict(self),))
+
+    @contextmanager
+    def recording(self):
+        """Collect the names of the fields read inside the block (nested blocks all see the inner reads)."""
+        reads: set = set()
+        self._recorders.append(reads)
+        try:
+            yield reads
+        finally:
+            self._recorders.remove(reads)
+
+    def replay(self, keys) -> None:
+        """Count ``keys`` as read (a cached result reused inside a recording depends on what it read)."""
+        for key in keys:
+            self[key]
+
+    def snapshot(self, keys) -> dict:
+        """{field: value} for ``keys`` (without recording them), to store beside a result."""
+        return {key: dict.__getitem__(self, key) for key in sorted(keys)}
 
 
 def parse_overrides(overrides: Mapping[str, Any] | str | None) -> dict:
@@ -127,9 +169,16 @@ _L2L_PAPER = {
     "cifar_trajectories": 10, "cifar_val": 10, "cifar_test": 50, "cifar_tune_runs": 10, "cifar_meta_lr": 1e-3,
     # shared: learning-rate grid of the baselines, Gaussian initialisations, Appendix B trace
     "lr_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0],
-    # §3: Adam's learning rate "chosen by random search" (trials and their length are ours)
-    "meta_lr_search": True, "meta_lr_trials": 8, "meta_lr_search_epochs": 5, "meta_lr_bounds": [1e-4, 1e-2],
-    "init_std": 0.01, "lstm_init_std": 0.1, "trace_steps": 32, "trace_coords": 2,
+    # §3: Adam's learning rate "chosen by random search" (trials, their length and the range are ours)
+    "meta_lr_search": True, "meta_lr_trials": 8, "meta_lr_search_epochs": 5, "meta_lr_bounds": [1e-4, 3e-2],
+    # IID Gaussian initialisations (§3); the LSTM's own start is ours, chosen in section 1 from lstm_init_choices
+    # meta-trained for lstm_init_epochs × mnist_trajectories trajectories each
+    "init_std": 0.01, "lstm_init_std": 0.1, "lstm_init": "normal-zero-head-bias",
+    "lstm_init_choices": ["normal", "normal-zero-head-bias", "pytorch"], "lstm_init_epochs": 5,
+    # Appendix B trace: steps, coordinates plotted, coordinates the statistics use
+    "trace_steps": 32, "trace_coords": 2, "trace_stat_coords": 256,
+    # a test problem's score: its mean loss over the last score_window steps (ours: one minibatch is too noisy)
+    "score_window": 10,
 }
 _L2L_SMOKE = dict(
     _L2L_PAPER,
@@ -140,10 +189,13 @@ _L2L_SMOKE = dict(
     sweep_hidden=[10, 40], sweep_layers=[1, 2], tune_per_architecture=False,
     cifar_batch=32, cifar_steps=20, cifar_unroll=10, cifar_meta_batch=2, cifar_epochs=1, cifar_trajectories=2,
     cifar_val=2, cifar_test=2, cifar_tune_runs=2,
-    lr_grid=[1e-2, 1e-1, 1.0], trace_steps=16, meta_lr_trials=2, meta_lr_search_epochs=1,
+    lr_grid=[1e-2, 1e-1, 1.0], trace_steps=16, meta_lr_trials=2, meta_lr_search_epochs=1, lstm_init_epochs=1,
+    trace_stat_coords=64, score_window=5,
 )
 PAPER_PROFILES = {"andrychowicz2016": {"smoke": _L2L_SMOKE, "paper": _L2L_PAPER}}
-PAPER_CHOICES = {"andrychowicz2016": {"dataset": ("MNIST", "FashionMNIST")}}
+PAPER_CHOICES = {"andrychowicz2016": {"dataset": ("MNIST", "FashionMNIST"),
+                                      "lstm_init": ("normal", "normal-zero-head-bias", "pytorch"),
+                                      "lstm_init_choices": ("normal", "normal-zero-head-bias", "pytorch")}}
 
 # Huisman et al. 2022 (TURTLE). Values marked "ours" are not in the paper; the notebook lists them.
 _TURTLE_PAPER = {
@@ -199,12 +251,18 @@ _METAMD_PAPER = {
     # §5.1 / App. A.1 2-D quadratics: means of Q00 per setting (Q11 mean 14); std of Q, θ1 law, T, η, k, γ: ours
     "quad_q0_means": [0.3, 0.02], "quad_q1_mean": 14.0, "quad_q_rel_std": 0.1, "quad_init_std": 1.0,
     "quad_meta_steps": 300, "quad_tasks": 16, "quad_inner_steps": 1000, "quad_lr": 0.05, "quad_meta_lr": 0.05,
-    "quad_tol": 1e-6, "quad_max_iters": 100_000, "quad_tune_problems": 5,
+    "quad_tol": 1e-6, "quad_max_iters": 100_000, "quad_tune_problems": 5, "quad_test_problems": 20,
     "quad_sgd_lrs": [0.001, 0.003, 0.01, 0.03, 0.05, 0.07], "quad_adam_lrs": [0.01, 0.03, 0.1, 0.3, 1.0],
     "quad_md_lrs": [0.01, 0.02, 0.03, 0.04, 0.05],
-    # Eq. 8 and Algorithm 1-2 (k, γ, meta learning rate, number of meta-steps, init: ours; J = 20 from App. A.12)
-    "k_lambda": 0.01, "gamma": 0.01, "neumann_terms": 20, "meta_lr": 1e-2, "meta_steps": 100,
-    "tasks_per_step": 5, "runs_per_task": 1, "inner_lr": 0.1, "init_norm": 0.1,
+    # Eq. 8 and Algorithm 1-2 (k, γ, meta learning rate, number of meta-steps, init: ours; J = 20 from App. A.12);
+    # the hypergradient estimator and the meta learning rate are chosen by the notebook's section 1b
+    "k_lambda": 0.01, "gamma": 0.01, "neumann_terms": 20, "meta_lr": 1e-3, "meta_steps": 100,
+    "tasks_per_step": 5, "runs_per_task": 1, "inner_lr": 0.1, "init_norm": 0.1, "hypergradient": "unrolled",
+    # section 1b: estimators against the exact hypergradient (problems per T, the T values, other meta-lrs probed)
+    "hypergrad_problems": 4, "hypergrad_mlp_T": [10, 50, 300, 1000, 2000], "hypergrad_lenet_T": [10, 50, 500],
+    "hypergrad_meta_lrs": [0.01, 0.001, 0.0001],
+    # the ablation: MetaMD meta-trained again with these estimators on the first held-out RotatedMNIST domain
+    "hypergradient_ablation": ["direct", "ift", "as_printed"], "val_problems_per_task": 1,
     # §5.2 RotatedMNIST: 6 domains, leave-one-domain-out, 3-layer MLP (widths ours), inner problem "to convergence"
     "rotated_domains": [0, 15, 30, 45, 60, 75], "rotated_heldout": [0, 15, 30, 45, 60, 75], "mlp_hidden": [256, 128],
     "rotated_inner_steps": 2000,
@@ -246,6 +304,8 @@ _METAMD_SMOKE = dict(
     quad_meta_steps=40, quad_tasks=8, quad_tune_problems=2, quad_max_iters=20_000,
     quad_sgd_lrs=[0.01, 0.05], quad_adam_lrs=[0.1, 1.0],
     meta_steps=2, tasks_per_step=2, rotated_domains=[0, 30, 60], rotated_heldout=[0], rotated_inner_steps=30,
+    hypergrad_problems=1, hypergrad_mlp_T=[5, 20], hypergrad_lenet_T=[5], hypergradient_ablation=["ift"],
+    quad_test_problems=3,
     mlp_hidden=[32, 16], digits_heldout=["USPS"], digits_inner_steps=30, test_steps=40, trials=2,
     sgd_lrs=[0.05], adam_lrs=[0.001], weight_decays=[0.0001], learned_lrs=[0.1],
     l2o_steps=10, l2o_unroll=5, l2o_epochs=1, l2o_trajectories=2, shift_weight_decays=[1e-3],
@@ -254,7 +314,9 @@ _METAMD_SMOKE = dict(
     landscape_images=128, landscape_points=7, landscape_iters=10,
 )
 PAPER_PROFILES["metamd"] = {"smoke": _METAMD_SMOKE, "paper": _METAMD_PAPER}
-PAPER_CHOICES["metamd"] = {"optimizers": ("SGD", "SGD-M", "Adam", "RMSprop", "L2O", "PowerSign", "AddSign", "Meta-SGD",
+PAPER_CHOICES["metamd"] = {"hypergradient": ("unrolled", "direct", "ift", "as_printed"),
+                           "hypergradient_ablation": ("unrolled", "direct", "ift", "as_printed"),
+                           "optimizers": ("SGD", "SGD-M", "Adam", "RMSprop", "L2O", "PowerSign", "AddSign", "Meta-SGD",
                                           "MetaMD"),
                            "digits": ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"),
                            "digits_heldout": ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"),

@@ -1,7 +1,16 @@
-"""Results store and checkpoints. Every write is atomic: temporary file, fsync, ``os.replace``."""
+"""Results store, cache keys and checkpoints. Every write is atomic: temporary file, fsync, ``os.replace``.
+
+A cached result is keyed by everything it depends on (DESIGN "Results"): the explicit settings its caller passes
+(including the keys of upstream artefacts), the profile fields the computation actually read (recorded while it ran,
+through the notebook's profile, :func:`track_profile`) and a hash of the package's computational source
+(:func:`code_version`). A result is reused only if all three match; a changed field recomputes exactly the results
+that read it, and a changed module recomputes everything.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -51,6 +60,62 @@ def config_key(config: dict) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
 
+# modules that compute nothing a result depends on (presentation, plumbing): editing them keeps the caches
+PRESENTATION_MODULES = frozenset({"__init__.py", "batch.py", "claims.py", "data_files.py", "notebook_setup.py",
+                                  "plotting.py", "profiles.py", "results.py", "verdicts.py"})
+
+
+@functools.lru_cache(maxsize=None)
+def code_version() -> str:
+    """Hash of the package source that computations run (every module but :data:`PRESENTATION_MODULES`)."""
+    digest = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.name not in PRESENTATION_MODULES:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+_TRACKED: list = []  # the notebook's resolved profile, whose reads key the cached results
+
+
+def track_profile(profile) -> None:
+    """Key cached results by the fields of ``profile`` they read (``None``: stop tracking)."""
+    _TRACKED[:] = [] if profile is None else [profile]
+
+
+@contextlib.contextmanager
+def recorded_reads():
+    """The profile fields read inside the block (an empty set when no profile is tracked)."""
+    if not _TRACKED:
+        yield set()
+        return
+    with _TRACKED[0].recording() as reads:
+        yield reads
+
+
+def provenance(reads, config: dict) -> dict:
+    """Metadata that identifies a result: explicit config, the fields it read with their values, the code version,
+    and the derived key (a hash of all three) for downstream results to depend on."""
+    values = _TRACKED[0].snapshot(reads) if _TRACKED else {}
+    meta = {"config": config, "reads": _jsonable(values), "code": code_version()}
+    meta["key"] = config_key(meta)
+    return meta
+
+
+def _still_valid(metadata: dict) -> bool:
+    """The stored reads equal the tracked profile's current values and the code is the same."""
+    if metadata.get("code") != code_version():
+        return False
+    reads = metadata.get("reads", {})
+    if _TRACKED:
+        profile = _TRACKED[0]
+        if any(key not in profile or _jsonable(profile.snapshot([key]))[key] != value for key, value in reads.items()):
+            return False
+        profile.replay(reads)  # a result reused inside a recording depends on what it read
+    return True
+
+
 def _jsonable(value):
     """Round-trip through JSON so stored and in-memory metadata compare equal."""
     return json.loads(json.dumps(value, sort_keys=True, default=str))
@@ -86,7 +151,8 @@ class ResultsStore:
         return frame, metadata
 
     def has(self, name: str, config: dict | None = None) -> bool:
-        """True if ``name`` is stored and, when ``config`` is given, was computed with that config."""
+        """True if ``name`` is stored and, when ``config`` is given, was computed with that config, with the current
+        values of the profile fields it read and the current code (:func:`provenance`)."""
         if not (self.path(name).exists() and self._meta_path(name).exists()):
             return False
         if config is None:
@@ -95,7 +161,11 @@ class ResultsStore:
             metadata = json.loads(self._meta_path(name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False
-        return metadata.get("config") == _jsonable(config)
+        return metadata.get("config") == _jsonable(config) and _still_valid(metadata)
+
+    def key(self, name: str) -> str:
+        """The derived key of stored result ``name`` (what a downstream result names as its upstream)."""
+        return json.loads(self._meta_path(name).read_text(encoding="utf-8"))["key"]
 
 
 class Checkpointer:
@@ -115,15 +185,16 @@ class Checkpointer:
         return torch.load(self.path, map_location="cpu", weights_only=False)
 
     def save_training(self, config: dict, model, optimizer, generator: torch.Generator, **progress) -> Path:
-        """Save a training loop's state: ``model`` and ``optimizer`` state dicts, the RNG, counters/history."""
-        return self.save({"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "generator": generator.get_state(), **progress})
+        """Save a training loop's state: ``model`` and ``optimizer`` state dicts, the RNG, counters/history (with
+        the code version and the whole tracked profile: a resumed run must continue the same computation)."""
+        return self.save({"config": _checkpoint_config(config), "model": model.state_dict(),
+                          "optimizer": optimizer.state_dict(), "generator": generator.get_state(), **progress})
 
     def restore_training(self, config: dict, model, optimizer, generator: torch.Generator) -> dict | None:
         """If a checkpoint saved with this ``config`` exists, load it into ``model``, ``optimizer`` and
         ``generator`` and return it (for the counters and history); else ``None``."""
         saved = self.load()
-        if saved is None or saved.get("config") != config:
+        if saved is None or saved.get("config") != _checkpoint_config(config):
             return None
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -135,15 +206,22 @@ class Checkpointer:
         self.path.unlink(missing_ok=True)
 
 
+def _checkpoint_config(config: dict) -> dict:
+    return {"config": _jsonable(config), "code": code_version(),
+            "profile": _jsonable(dict(_TRACKED[0])) if _TRACKED else None}
+
+
 def cached_frame(store: ResultsStore, name: str, config: dict, compute) -> tuple[pd.DataFrame, bool]:
-    """Load result ``name`` if it was stored with this ``config``, else ``compute()`` and store it.
+    """Load result ``name`` if it was stored with this ``config`` (and the profile fields it read still have their
+    values, and the code is the same), else ``compute()`` and store it with its provenance.
 
     Returns ``(frame, reused)``. This is what lets figures be regenerated without retraining.
     """
     if store.has(name, config):
         return store.load(name)[0], True
-    frame = compute()
-    store.save(name, frame, {"config": config})
+    with recorded_reads() as reads:
+        frame = compute()
+    store.save(name, frame, provenance(reads, config))
     return frame, False
 
 
@@ -157,8 +235,14 @@ def cached_training(results_dir, name: str, config: dict, module: torch.nn.Modul
         module.load_state_dict(torch.load(weights, map_location="cpu"))
         return store.load(f"{stem}-history")[0], True
     checkpointer = Checkpointer(Path(results_dir) / f"{stem}.ckpt")
-    history = train(checkpointer)
+    with recorded_reads() as reads:
+        history = train(checkpointer)
     atomic_save_torch(module.state_dict(), weights)
-    store.save(f"{stem}-history", history, {"config": config})
+    store.save(f"{stem}-history", history, provenance(reads, config))
     checkpointer.clear()
     return history, False
+
+
+def training_key(results_dir, name: str, config: dict) -> str:
+    """The derived key of a :func:`cached_training` result (for the results that use the trained module)."""
+    return ResultsStore(results_dir).key(f"{name}-{config_key(config)}-history")

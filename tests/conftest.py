@@ -42,6 +42,20 @@ def write_cifar10(folder: Path, per_batch: int = 4, test_size: int = 6, seed: in
     return written
 
 
+def check_smoke_claims(claims) -> None:
+    """At the smoke profile no row says "reproduced": every verdict is "smoke: pipeline ran" or "not run: ...", and
+    every measured row is well-formed (non-empty, no NaN, a criterion stated)."""
+    import math
+
+    for row in claims.itertuples():
+        assert row.verdict == "smoke: pipeline ran" or row.verdict.startswith("not run: "), (row.claim, row.verdict)
+        if row.verdict == "smoke: pipeline ran":
+            assert isinstance(row.measured, str) and row.measured not in ("", "—"), row.claim
+            assert "nan" not in row.measured.replace("nan-", "").lower().split(), (row.claim, row.measured)
+            assert isinstance(row.criterion, str) and row.criterion.strip() not in ("", "—"), row.claim
+        assert not (isinstance(row.measured, float) and math.isnan(row.measured)), row.claim
+
+
 def run_notebook(notebook: Path, tmp_path: Path, **parameters):
     """Execute ``notebook`` with papermill, its results and figures under ``tmp_path``, progress bars off."""
     return pm.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(notebook.parent),

@@ -16,8 +16,9 @@ PARAMETERS = 'profile = "smoke"\nseed = 0\nresults_dir = "r"\nfigures_dir = "f"'
 BODY = """\
 import os
 from l2l_utils.claims import ClaimsTable
+from l2l_utils.verdicts import Result
 table = ClaimsTable("Tiny", profile)
-table.add("Fig. 1", "seed is passed through", 3, seed, "reproduced" if seed == 3 else "not reproduced")
+table.add("Fig. 1", "seed is passed through", 3, "seed == 3", Result("reproduced" if seed == 3 else "not reproduced", str(seed)))
 os.makedirs(results_dir, exist_ok=True)
 table.save(os.path.join(results_dir, "claims.csv"))
 print(table.display_verdicts())

@@ -236,7 +236,7 @@ def test_zero_bias_switches_zero_every_bias_of_g_phi_and_the_sine_network_only()
     assert all(float(m.weight.detach().abs().max()) > 0.0 for m in net if isinstance(m, torch.nn.Linear))
     turtle = Turtle(dict(net.named_parameters()))
     linears = [m for m in turtle.net if isinstance(m, torch.nn.Linear)]
-    assert len(linears) == 6 and all(float(m.bias.abs().max()) == 0.0 for m in linears)
+    assert len(linears) == 6 and all(float(m.bias.detach().abs().max()) == 0.0 for m in linears)
     # switched off: PyTorch's default U(±1/√fan_in), non-zero
     assert float(sine_network(zero_bias=False)[0].bias.abs().max()) > 0.0
     default = Turtle(dict(net.named_parameters()), zero_bias=False)

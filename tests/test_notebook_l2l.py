@@ -9,7 +9,7 @@ import pytest
 
 from l2l_utils.claims import CLAIM_COLUMNS, VERDICTS
 
-from conftest import requires_data, run_notebook, write_cifar10
+from conftest import check_smoke_claims, requires_data, run_notebook, write_cifar10
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "andrychowicz2016_l2l.ipynb"
@@ -27,13 +27,15 @@ def test_smoke_profile_runs_and_writes_claims_and_figures(tmp_path):
     assert list(claims.columns) == list(CLAIM_COLUMNS)
     assert set(claims["profile"]) == {"smoke"}
     assert all(v.startswith(VERDICTS) for v in claims["verdict"])
+    check_smoke_claims(claims)
     expected = {"Fig. 4 left", "Fig. 4 centre", "Fig. 4 right", "Fig. 5 left", "Fig. 5 centre", "Fig. 5 right",
                 "Fig. 6", "Fig. 7 left", "Fig. 7 centre", "Fig. 7 right", "App. B Fig. 10 (size)", "App. B Fig. 11-13"}
     assert expected <= set(claims["claim"])
     cifar = claims[claims["claim"].str.startswith("Fig. 7")]
     assert all(v == "not run: CIFAR-10 not available offline here" for v in cifar["verdict"])
-    # MNIST sections ran: their verdicts are measured ones, not "not run"
-    assert not claims[claims["claim"] == "Fig. 4 centre"]["verdict"].iloc[0].startswith("not run")
+    # MNIST sections ran: their rows are measured (smoke: pipeline ran), not "not run"
+    assert claims[claims["claim"] == "Fig. 4 centre"]["verdict"].iloc[0] == "smoke: pipeline ran"
+    assert (tmp_path / "results" / "lstm-init-evidence.csv").exists()
     for name in ("fig4_left_quadratics", "fig4_centre_right_mnist", "fig5_architectures", "fig6_sweep",
                  "figB10_update_histories", "figB11_update_vs_gradient"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0

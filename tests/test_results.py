@@ -46,7 +46,7 @@ def test_store_round_trip_and_has(tmp_path):
     frame = pd.DataFrame({"optimizer": ["adam", "lstm"], "step": [0, 1], "loss": [1.5, 0.25]})
     config = {"profile": "smoke", "steps": 10, "lrs": [0.1, 0.01]}
     assert not store.has("curves")
-    store.save("curves", frame, {"config": config, "seed": 0})
+    store.save("curves", frame, {**results.provenance(set(), config), "seed": 0})
     loaded, meta = store.load("curves")
     pd.testing.assert_frame_equal(loaded, frame)
     assert meta["seed"] == 0 and meta["config"] == config
@@ -56,6 +56,9 @@ def test_store_round_trip_and_has(tmp_path):
     assert store.has("curves", config=dict(config))
     assert not store.has("curves", config={**config, "steps": 11})
     assert sorted(os.listdir(tmp_path / "res")) == ["curves.csv", "curves.json"]
+    # a result stored without its provenance (code version, reads) is never reused
+    store.save("old", frame, {"config": config})
+    assert not store.has("old", config)
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -88,3 +91,73 @@ def test_checkpoint_round_trip(tmp_path):
     ckpt.clear()
     assert ckpt.load() is None
     ckpt.clear()  # clearing twice is fine
+
+
+# ----------------------------------------------------------------------------- derived cache keys
+
+def test_cache_keys_are_derived_from_the_fields_a_computation_reads(tmp_path):
+    """Changing each profile field in turn recomputes exactly the results that read it (directly, or through an
+    upstream result whose key they name), and a reused result still counts its reads for the results around it."""
+    from l2l_utils.profiles import resolve_profile
+    from l2l_utils.results import ResultsStore, cached_frame, track_profile
+
+    base = {"a": 1, "b": 2, "c": 3, "unused": 4}
+    store = ResultsStore(tmp_path)
+
+    def run(overrides):
+        cfg = resolve_profile("p", {"p": base}, overrides)
+        track_profile(cfg)
+        computed = []
+        try:
+            def first():
+                computed.append("first")
+                return pd.DataFrame({"x": [cfg.a]})
+
+            def second():
+                computed.append("second")
+                return pd.DataFrame({"x": [cfg.b + cfg["c"]]})
+
+            cached_frame(store, "first", {"what": "first"}, first)
+            cached_frame(store, "second", {"what": "second", "upstream": store.key("first")}, second)
+
+            def outer():  # reads nothing itself, but reuses "first" inside: it depends on what "first" read
+                computed.append("outer")
+                frame, _ = cached_frame(store, "first", {"what": "first"}, first)
+                return frame
+
+            cached_frame(store, "outer", {"what": "outer"}, outer)
+        finally:
+            track_profile(None)
+        return set(computed)
+
+    assert run({}) == {"first", "second", "outer"}
+    assert run({}) == set()  # nothing changed: everything reused
+    assert run({"unused": 9}) == set()
+    assert run({"c": 9}) == {"second"}
+    assert run({"c": 9, "b": 7}) == {"second"}
+    assert run({"c": 9, "b": 7, "a": 5}) == {"first", "second", "outer"}  # upstream key and replayed reads
+    meta = store.load("second")[1]
+    assert meta["reads"] == {"b": 7, "c": 9} and meta["code"] and meta["key"]
+
+
+def test_a_code_change_recomputes(tmp_path, monkeypatch):
+    from l2l_utils import results as R
+
+    store = R.ResultsStore(tmp_path)
+    calls = []
+    R.cached_frame(store, "x", {}, lambda: calls.append(1) or pd.DataFrame({"v": [1]}))
+    R.cached_frame(store, "x", {}, lambda: calls.append(1) or pd.DataFrame({"v": [1]}))
+    assert len(calls) == 1
+    monkeypatch.setattr(R, "code_version", lambda: "edited")
+    R.cached_frame(store, "x", {}, lambda: calls.append(1) or pd.DataFrame({"v": [1]}))
+    assert len(calls) == 2
+
+
+def test_code_version_covers_the_computational_modules_only():
+    from pathlib import Path
+
+    from l2l_utils import results as R
+
+    modules = {p.name for p in Path(R.__file__).parent.glob("*.py")}
+    assert {"meta_learners.py", "hypergradients.py", "tasks.py"} <= modules - R.PRESENTATION_MODULES
+    assert {"verdicts.py", "claims.py", "plotting.py"} <= R.PRESENTATION_MODULES

@@ -24,11 +24,18 @@
 # **Where the paper is silent** (values are ours; all in `l2l_utils/profiles.py`): the amount of meta-training
 # (`paper` profile: 10,000 trajectories of 100 steps, 128 quadratics or 1 MLP per trajectory, validation after every
 # 100 trajectories — the defaults of the authors' public code), how the random search for Adam's meta learning
-# rate is set up (§3 says only "chosen by random search": we draw 8 rates log-uniformly from [1e-4, 1e-2] and
-# meta-train each for 5 epochs; `meta_lr_search=False` uses the fixed `*_meta_lr`), the standard deviation of the IID Gaussian
-# initialisations (0.01 for optimizee parameters, following the authors' public code; 0.1 for the LSTM's own
-# parameters), the baseline learning-rate grid, and the CIFAR network's channel counts and kernel size
+# rate is set up (§3 says only "chosen by random search": we draw 8 rates log-uniformly from [1e-4, 3e-2] — wide
+# enough that the usual 1e-3 is not at its edge — and meta-train each for 5 epochs; `meta_lr_search=False` uses the
+# fixed `*_meta_lr`), the standard deviation of the IID Gaussian initialisations (0.01 for optimizee parameters,
+# following the authors' public code; 0.1 for the LSTM's own parameters, with the output bias at zero — section 1
+# compares the choices), the baseline learning-rate grid, and the CIFAR network's channel counts and kernel size
 # (16 channels, 5×5, following the public code).
+#
+# **How claims are judged.** Every comparison is over independent test problems (the same problems for every
+# optimizer: paired), each scored by its mean loss over the last `score_window` steps so one minibatch does not
+# decide; a diverged run counts as a failure. The verdict functions of `l2l_utils.verdicts` give "reproduced" or "not
+# reproduced" only when the 95% bootstrap interval excludes the threshold, else "inconclusive". Each figure's claim
+# rows are shown right below it; at the `smoke` profile they read "smoke: pipeline ran".
 #
 # **Where the paper and DeepMind's public code differ**, we follow the paper: the code preprocesses gradients
 # with k = 5 and scales outputs by 0.01; the paper says p = 10 (App. A) and ×0.1 (§3.2).
@@ -37,7 +44,7 @@
 profile = "smoke"     # "smoke" or "paper"
 seed = 0              # non-negative integer
 device = "auto"       # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
-data_dir = None       # data root; default: $L2L_DATA_DIR, else ./data
+data_dir = None       # data root; default: $L2L_DATA_DIR, else <project>/data
 results_dir = None    # default: runs/<profile>/results/andrychowicz2016
 figures_dir = None    # default: figures/andrychowicz2016
 overrides = {}        # any profile size, e.g. {"mnist_epochs": 10}
@@ -56,18 +63,19 @@ import torch
 from IPython.display import Markdown, display
 
 from l2l_utils.baselines import BASELINES, make_baseline
-from l2l_utils.comparison import (at_grid_edge, best_learning_rates, compare_optimizers, mean_curves,
-                                  outperform_verdict, tune_baselines, versus_best_baseline)
+from l2l_utils.comparison import at_grid_edge, best_learning_rates, compare_optimizers, scores_at, tune_baselines
 from l2l_utils.data import DatasetMissingError, DeviceDataset, label_subset, load_image_dataset
 from l2l_utils.inspection import learned_responses, step_likeness, torch_optim_history, torch_optim_responses
 from l2l_utils.learned_optimizers import CoordinatewiseLSTM, LSTMOptimizer, preprocess_gradient
-from l2l_utils.meta_training import (MetaTrainConfig, meta_train_cached, random_search_meta_lr,
+from l2l_utils.meta_training import (MetaTrainConfig, meta_train, meta_train_cached, random_search_meta_lr,
                                     truncated_meta_loss)
 from l2l_utils.plotting import plot_final_losses, plot_learning_curves, profile_title, save_figure
 from l2l_utils.results import cached_frame, config_key
 from l2l_utils.rollout import run_learned
 from l2l_utils.notebook_setup import start_notebook
 from l2l_utils.tasks import ClassifierTask, ConvNet, QuadraticTask, conv_fc_groups, mlp
+from l2l_utils.verdicts import (Result, across, all_of, better, better_than_all, holds, negate, similar,
+                                sweep_too_narrow, with_positive_control)
 
 PAPER = "andrychowicz2016"
 # Every parameter is checked here, before any compute; a bad value stops with a message naming it.
@@ -84,8 +92,24 @@ def problems(task, n, problem_seed):
     return lambda: task.sample(n, torch.Generator().manual_seed(problem_seed))
 
 
-def not_run(claim, statement, paper_value, why):
-    claims.add(claim, statement, paper_value, "—", f"not run: {why}")
+not_run = claims.not_run
+
+
+def show_claims(*ids):
+    """The claim rows a figure supports, right below it."""
+    display(claims.rows(ids))
+
+
+def beats(frame, step, method, others, margin=0.0):
+    """``method``'s score below every one of ``others`` at ``step`` (mean over test problems, paired)."""
+    return better_than_all(scores_at(frame, step, cfg.score_window), method, others, margin=margin, paired=True,
+                           unit="test problems", seed=seed)
+
+
+def criterion(step, margin=0.0, names="every baseline"):
+    window = f"mean loss over steps {step - cfg.score_window + 1}-{step}" if cfg.score_window > 1 else f"loss at step {step}"
+    gain = f" by at least {margin:.0%}" if margin else ""
+    return f"{window} per test problem; LSTM below {names}{gain} (mean over problems, paired, 95% bootstrap)"
 
 
 def with_searched_meta_lr(make_optimizer, task, meta_cfg, name, setting):
@@ -143,13 +167,14 @@ quad_task = QuadraticTask(dim=cfg.quad_dim, init_std=cfg.init_std, device=dev)
 
 def new_quad_lstm():
     torch.manual_seed(seed)  # the same initial φ for every trial of the search and for the final run
-    return LSTMOptimizer(preprocess_p=None, output_scale=1.0, init_std=cfg.lstm_init_std).to(dev)
+    return LSTMOptimizer(preprocess_p=None, output_scale=1.0, init_std=cfg.lstm_init_std, init=cfg.lstm_init).to(dev)
 
 
 quad_meta = MetaTrainConfig(steps=cfg.quad_steps, unroll=cfg.quad_unroll, meta_batch=cfg.quad_meta_batch,
                             epochs=cfg.quad_epochs, trajectories_per_epoch=cfg.quad_trajectories,
                             val_problems=cfg.quad_val, meta_lr=cfg.quad_meta_lr, seed=seed)
-quad_setting = {"task": "quadratic", "dim": cfg.quad_dim, "init_std": cfg.init_std, "lstm_init_std": cfg.lstm_init_std}
+quad_setting = {"task": "quadratic", "dim": cfg.quad_dim, "init_std": cfg.init_std, "lstm_init_std": cfg.lstm_init_std,
+                "lstm_init": cfg.lstm_init}
 quad_meta = with_searched_meta_lr(new_quad_lstm, quad_task, quad_meta, "quad-lstm", quad_setting)
 quad_lstm = new_quad_lstm()
 quad_history, reused = meta_train_cached(quad_lstm, quad_task, quad_meta, results_dir, "quad-lstm", quad_setting, progress)
@@ -170,18 +195,25 @@ fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
 plot_learning_curves(ax, quad_frame, profile_title("Fig. 4 left: 10-D quadratics", profile, run_note))
 save_figure(fig, figures_dir, "fig4_left_quadratics")
 plt.show()
-quad_stats = versus_best_baseline(quad_frame, "LSTM", HAND)
 claims.add("Fig. 4 left", "On random 10-D quadratics the LSTM optimizer substantially outperforms SGD, RMSprop, "
            "ADAM and NAG (mean loss over many test functions, 100 steps)", "qualitative (plot)",
-           f"final mean loss LSTM {quad_stats['learned_final']:.3g} vs best baseline {quad_stats['best_baseline']} "
-           f"{quad_stats['best_final']:.3g} (ratio {quad_stats['ratio']:.2f}) over {cfg.quad_test} functions",
-           outperform_verdict(quad_stats))
+           criterion(cfg.quad_steps, 0.2, "each of SGD, RMSprop, ADAM, NAG") + " ('substantially': 20%)",
+           beats(quad_frame, cfg.quad_steps, "LSTM", HAND, margin=0.2))
+show_claims("Fig. 4 left")
 
 # %% [markdown]
 # ## 3. A small MLP on MNIST (§3.2, Fig. 4 centre and right)
 # Cross-entropy of an MLP with one hidden layer of 20 sigmoid units, minibatches of 128, 100 steps, unroll 20,
 # App. A preprocessing and outputs ×0.1. The only randomness between runs is $\theta_0$ and minibatch selection.
 # The same optimizer is then run for 200 steps (Fig. 4 right). The paper's y axis is the training loss (log scale).
+#
+# **How the LSTM optimizer starts (ours).** The paper says only that initial values are "sampled from an IID
+# Gaussian". N(0, 0.1²) on every parameter includes the output bias, and one bias moves every coordinate of the
+# optimizee the same way at every step: untrained, it drifts every MLP weight in one direction and saturates the
+# sigmoid units, and meta-training then starts on a plateau. Below, before meta-training, the candidates of
+# `lstm_init_choices` on this task: untrained (mean update per step, share of saturated hidden units after
+# `mnist_steps` steps) and after `lstm_init_epochs` short epochs of meta-training (validation loss). The profile's
+# `lstm_init` is the start these numbers favoured when we ran them (the printed line says whether they still do).
 
 # %%
 try:
@@ -201,16 +233,49 @@ mnist_meta = MetaTrainConfig(steps=cfg.mnist_steps, unroll=cfg.mnist_unroll, met
                              epochs=cfg.mnist_epochs, trajectories_per_epoch=cfg.mnist_trajectories,
                              val_problems=cfg.mnist_val, meta_lr=cfg.mnist_meta_lr, seed=seed)
 mnist_setting = {"task": f"{cfg.dataset}-mlp-1x{cfg.mnist_hidden}-sigmoid", "batch": cfg.mnist_batch,
-                 "init_std": cfg.init_std, "lstm_init_std": cfg.lstm_init_std, "p": cfg.preprocess_p,
-                 "scale": cfg.output_scale}
+                 "init_std": cfg.init_std, "lstm_init_std": cfg.lstm_init_std, "lstm_init": cfg.lstm_init,
+                 "p": cfg.preprocess_p, "scale": cfg.output_scale}
 mnist_key = config_key({"meta": str(mnist_meta), **mnist_setting})
 if mnist is not None:
     base_task = mlp_task([cfg.mnist_hidden])
 
+    def init_evidence():
+        """For each start of the LSTM optimizer: what it does untrained on the MNIST MLP (mean update per step, share
+        of saturated hidden units after the run) and its validation loss over a short meta-training."""
+        rows = []
+        images = mnist.inputs[:512]
+        for init in cfg.lstm_init_choices:
+            torch.manual_seed(seed)
+            opt = LSTMOptimizer(preprocess_p=cfg.preprocess_p, output_scale=cfg.output_scale,
+                                init_std=cfg.lstm_init_std, init=init).to(dev)
+            drift = []
+            untrained = run_learned(opt, problems(base_task, cfg.mnist_val, TUNE_SEED)(), cfg.mnist_steps,
+                                    hook=lambda t, g, u: drift.append(float(torch.cat([v.reshape(-1) for v in u.values()]).mean())))
+            W, b = untrained.params["0.weight"], untrained.params["0.bias"]
+            hidden = torch.sigmoid(torch.einsum("nij,bj->nbi", W, images) + b[:, None, :])
+            saturated = float(((hidden < 0.02) | (hidden > 0.98)).float().mean())
+            history = meta_train(opt, base_task, dataclasses.replace(mnist_meta, epochs=cfg.lstm_init_epochs),
+                                 progress=progress).history
+            rows += [{"init": init, "epoch": int(r.epoch), "val_final_loss": float(r.val_final_loss),
+                      "untrained_mean_update": float(np.mean(drift)), "untrained_final_loss": float(np.nanmean(untrained.final)),
+                      "untrained_saturated_hidden": saturated} for r in history.itertuples()]
+        return pd.DataFrame(rows)
+
+    init_table, _ = cached_frame(store, "lstm-init-evidence", {"task": mnist_setting["task"], "seed": seed,
+                                                               "meta": str(mnist_meta)}, init_evidence)
+    summary = init_table.groupby("init").agg(untrained_mean_update=("untrained_mean_update", "first"),
+                                             untrained_saturated_hidden=("untrained_saturated_hidden", "first"),
+                                             untrained_final_loss=("untrained_final_loss", "first"),
+                                             best_val_final_loss=("val_final_loss", "min"))
+    display(summary)
+    best_init = summary["best_val_final_loss"].idxmin()
+    print(f"lowest validation loss after {cfg.lstm_init_epochs} epoch(s): {best_init}; this run uses "
+          f"lstm_init={cfg.lstm_init!r}" + ("" if best_init == cfg.lstm_init else " (NOT the best here: see the text)"))
+
     def new_mnist_lstm():
         torch.manual_seed(seed)
         return LSTMOptimizer(preprocess_p=cfg.preprocess_p, output_scale=cfg.output_scale,
-                             init_std=cfg.lstm_init_std).to(dev)
+                             init_std=cfg.lstm_init_std, init=cfg.lstm_init).to(dev)
 
     mnist_meta = with_searched_meta_lr(new_mnist_lstm, base_task, mnist_meta, "mnist-lstm", mnist_setting)
     mnist_key = config_key({"meta": str(mnist_meta), **mnist_setting})
@@ -249,21 +314,19 @@ else:
     plot_learning_curves(axes[1], mnist_frame, profile_title("Fig. 4 right: continued", profile, run_note), steps=(T, 2 * T))
     save_figure(fig, figures_dir, "fig4_centre_right_mnist")
     plt.show()
-    centre = versus_best_baseline(mnist_frame[mnist_frame.step <= T], "LSTM", ["NAG", "ADAM", "RMSprop"])
     claims.add(*mnist_claims["centre"], "qualitative (plot)",
-               f"loss at step {T}: LSTM {centre['learned_final']:.3g} vs best of NAG/ADAM/RMSprop "
-               f"{centre['best_baseline']} {centre['best_final']:.3g} (ratio {centre['ratio']:.2f})",
-               outperform_verdict(centre))
-    finals = mean_curves(mnist_frame).loc[T, ["NAG", "ADAM", "RMSprop"]]
-    spread = finals.max() / finals.min()
+               criterion(T, 0.2, "each of NAG, ADAM, RMSprop") + " ('a significant margin': 20%)",
+               beats(mnist_frame, T, "LSTM", ["NAG", "ADAM", "RMSprop"], margin=0.2))
+    finals = scores_at(mnist_frame, T, cfg.score_window)
+    pairs = [("NAG", "ADAM"), ("NAG", "RMSprop"), ("ADAM", "RMSprop")]
     claims.add(*mnist_claims["equal"], "qualitative (plot)",
-               "loss at step %d: " % T + ", ".join(f"{k} {v:.3g}" for k, v in finals.items())
-               + f" (max/min {spread:.2f}; criterion ≤ 1.5)",
-               "reproduced" if spread <= 1.5 else "not reproduced")
-    right = versus_best_baseline(mnist_frame, "LSTM", HAND, steps=(T, 2 * T))
-    claims.add(*mnist_claims["right"], "qualitative (plot)",
-               f"loss at step {2 * T}: LSTM {right['learned_final']:.3g} vs best baseline {right['best_baseline']} "
-               f"{right['best_final']:.3g} (ratio {right['ratio']:.2f})", outperform_verdict(right))
+               f"mean loss over the last {cfg.score_window} steps before step {T}: every pair's ratio within 1 ± 0.5 "
+               "(paired over test problems)",
+               all_of({f"{a}/{b}": similar(finals[a], finals[b], 0.5, (a, b), paired=True, unit="test problems",
+                                           seed=seed) for a, b in pairs}))
+    claims.add(*mnist_claims["right"], "qualitative (plot)", criterion(2 * T, 0.0, "each baseline"),
+               beats(mnist_frame, 2 * T, "LSTM", HAND))
+show_claims(*(claim for claim, _ in mnist_claims.values()))
 
 # %% [markdown]
 # ## 4. Generalisation to other architectures (Fig. 5)
@@ -302,13 +365,19 @@ for label, (claim, statement, expect) in variant_claims.items():
     if mnist is None:
         not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
         continue
-    stats = versus_best_baseline(variant_frames[label], "LSTM", HAND)
-    measured = (f"final loss LSTM {stats['learned_final']:.3g} vs best baseline {stats['best_baseline']} "
-                f"{stats['best_final']:.3g} (ratio {stats['ratio']:.2f})")
-    verdict = outperform_verdict(stats)
-    if expect == "fail":  # the paper's claim is that the LSTM does NOT beat the baselines here
-        verdict = "reproduced" if verdict == "not reproduced" else "not reproduced: the LSTM optimizer did generalise"
-    claims.add(claim, statement, "qualitative (plot)", measured, verdict)
+    result = beats(variant_frames[label], cfg.mnist_steps, "LSTM", HAND)
+    if expect == "fail":
+        # "X fails on Y" counts only if X succeeds where the paper contrasts it: the same optimizer on the sigmoid
+        # network it was trained on (Fig. 4 centre's problems, the same steps), else an untrained optimizer would pass
+        control = beats(mnist_frame, cfg.mnist_steps, "LSTM", HAND)
+        result = with_positive_control(negate(result, "LSTM beats every baseline"), control,
+                                       "the same optimizer beats the baselines on its sigmoid training network")
+        claims.add(claim, statement, "qualitative (plot)", "the LSTM does not beat every baseline here (the negation of "
+                   + criterion(cfg.mnist_steps) + "), with the positive control that it does on the sigmoid 1×20 net",
+                   result)
+    else:
+        claims.add(claim, statement, "qualitative (plot)", criterion(cfg.mnist_steps), result)
+show_claims(*(claim for claim, _, _ in variant_claims.values()))
 
 # %% [markdown]
 # ## 5. Systematic architecture sweep (Fig. 6)
@@ -327,15 +396,17 @@ if mnist is not None:
                 if cfg.tune_per_architecture:
                     lrs = tune_baselines(HAND, cfg.lr_grid, problems(task, cfg.mnist_tune_runs, TUNE_SEED), cfg.mnist_steps)[0]
                 frame = compare_optimizers({"LSTM": mnist_lstm}, lrs, problems(task, cfg.mnist_test, TEST_SEED), cfg.mnist_steps)
-                for name, value in mean_curves(frame).iloc[-1].items():
-                    rows.append({"layers": layers, "hidden": hidden, "optimizer": name, "final_loss": value})
+                for name, values in scores_at(frame, cfg.mnist_steps, cfg.score_window).items():
+                    rows += [{"layers": layers, "hidden": hidden, "optimizer": name, "run": run, "score": value}
+                             for run, value in enumerate(values)]
         return pd.DataFrame(rows)
 
-    sweep_frame, _ = cached_frame(store, "fig6-sweep", {"key": mnist_key, "hidden": cfg.sweep_hidden,
-                                                        "layers": cfg.sweep_layers, "tune": cfg.tune_per_architecture}, sweep)
+    sweep_runs, _ = cached_frame(store, "fig6-sweep", {"upstream": mnist_key}, sweep)
+    sweep_frame = sweep_runs.groupby(["layers", "hidden", "optimizer"])["score"].agg(
+        final_loss="mean", diverged=lambda v: int(v.isna().sum())).reset_index()
     fig, axes = plt.subplots(1, len(cfg.sweep_layers), figsize=(5 * len(cfg.sweep_layers), 4), squeeze=False,
                              constrained_layout=True)
-    trained_final = mean_curves(mnist_frame).loc[cfg.mnist_steps, "LSTM"]
+    trained_final = float(np.nanmean(scores_at(mnist_frame, cfg.mnist_steps, cfg.score_window)["LSTM"]))
     for ax, layers in zip(axes[0], cfg.sweep_layers):
         plot_final_losses(ax, sweep_frame[sweep_frame.layers == layers], "hidden", f"{layers} hidden layer(s)")
         if layers == 1:  # the architecture the optimizer was trained on, and its final loss there
@@ -344,18 +415,26 @@ if mnist is not None:
     fig.suptitle(profile_title("Fig. 6: final MNIST loss vs optimizee architecture", profile, run_note))
     save_figure(fig, figures_dir, "fig6_sweep")
     plt.show()
-    wins = sweep_frame.pivot_table(index=["layers", "hidden"], columns="optimizer", values="final_loss")
-    lstm_wins = (wins["LSTM"] < wins[HAND].min(axis=1))
-    display(wins)
-    share = float(lstm_wins.mean())
-    claims.add("Fig. 6", "Varying the optimizee architecture (sigmoid MLPs), the LSTM optimizer trained on 1×20 "
-               "generalises: where test problems are similar to the training one it beats the baselines",
-               "qualitative (plot)", f"LSTM lowest final loss in {int(lstm_wins.sum())}/{len(lstm_wins)} architectures "
-               f"({', '.join(f'{l}×{h}' for (l, h), w in lstm_wins.items() if w) or 'none'})",
-               "reproduced" if share > 0.5 else ("partly" if share > 0 else "not reproduced"))
+    display(sweep_frame.pivot_table(index=["layers", "hidden"], columns="optimizer", values="final_loss"))
+fig6_statement = ("Varying the optimizee architecture (sigmoid MLPs), the LSTM optimizer trained on 1×20 generalises: "
+                  "where test problems are similar to the training one it beats the baselines")
+SIMILAR = [10, 20, 40]  # one hidden layer of 10-40 units: the architectures next to the training one (1×20)
+fig6_criterion = (f"one hidden layer of {SIMILAR} units: " + criterion(cfg.mnist_steps) + ", every such architecture")
+if mnist is None:
+    not_run("Fig. 6", fig6_statement, "qualitative (plot)", f"{cfg.dataset} data missing")
+elif 1 not in cfg.sweep_layers or sweep_too_narrow(SIMILAR, cfg.sweep_hidden):
+    claims.add("Fig. 6", fig6_statement, "qualitative (plot)", fig6_criterion,
+               Result(sweep_too_narrow(SIMILAR, cfg.sweep_hidden) or "inconclusive: the sweep has no 1-layer networks",
+                      f"swept: layers {cfg.sweep_layers}, hidden units {cfg.sweep_hidden}"))
 else:
-    not_run("Fig. 6", "Architecture sweep: the LSTM optimizer generalises to similar architectures",
-            "qualitative (plot)", f"{cfg.dataset} data missing")
+    def sweep_scores(hidden):
+        part = sweep_runs[(sweep_runs.layers == 1) & (sweep_runs.hidden == hidden)]
+        return {name: g.sort_values("run")["score"].to_numpy(dtype=float) for name, g in part.groupby("optimizer")}
+
+    claims.add("Fig. 6", fig6_statement, "qualitative (plot)", fig6_criterion,
+               across({f"1×{h}": better_than_all(sweep_scores(h), "LSTM", HAND, paired=True, unit="test problems",
+                                                 seed=seed) for h in SIMILAR}))
+show_claims("Fig. 6")
 
 # %% [markdown]
 # ## 6. A convolutional network on CIFAR-10 (§3.3, Fig. 7)
@@ -390,13 +469,14 @@ else:
     cifar_meta = MetaTrainConfig(steps=cfg.cifar_steps, unroll=cfg.cifar_unroll, meta_batch=cfg.cifar_meta_batch,
                                  epochs=cfg.cifar_epochs, trajectories_per_epoch=cfg.cifar_trajectories,
                                  val_problems=cfg.cifar_val, meta_lr=cfg.cifar_meta_lr, seed=seed)
-    cifar_setting = {"batch": cfg.cifar_batch, "init_std": cfg.init_std, "p": cfg.preprocess_p, "scale": cfg.output_scale}
+    cifar_setting = {"batch": cfg.cifar_batch, "init_std": cfg.init_std, "p": cfg.preprocess_p, "scale": cfg.output_scale,
+                     "lstm_init_std": cfg.lstm_init_std, "lstm_init": cfg.lstm_init}
 
     def two_lstm(train_data, classes, name):
         def new_two_lstm():
             torch.manual_seed(seed)
             return LSTMOptimizer(group_names=("conv", "fc"), preprocess_p=cfg.preprocess_p,
-                                 output_scale=cfg.output_scale, init_std=cfg.lstm_init_std).to(dev)
+                                 output_scale=cfg.output_scale, init_std=cfg.lstm_init_std, init=cfg.lstm_init).to(dev)
 
         task, setting = conv_task(train_data, classes), {**cifar_setting, "task": name}
         meta = with_searched_meta_lr(new_two_lstm, task, cifar_meta, name, setting)
@@ -409,24 +489,23 @@ else:
     subsets = {"Fig. 7 left": (cifar_test, 10), "Fig. 7 centre": (label_subset(cifar_test, [0, 1, 2, 3, 4]), 5),
                "Fig. 7 right": (label_subset(cifar_test, [0, 1]), 2)}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
-    sub_ratios = []
+    sub_results = {}
     for ax, (claim, (data, classes)) in zip(axes, subsets.items()):
         task = conv_task(data, classes)
         lrs = tune_baselines(HAND, cfg.lr_grid, problems(task, cfg.cifar_tune_runs, TUNE_SEED), cfg.cifar_steps)[0]
         learned = {"LSTM": cifar_lstm} if classes == 10 else {"LSTM": cifar_lstm, "LSTM-sub": lstm_sub}
         frame = compare_optimizers(learned, lrs, problems(task, cfg.cifar_test, TEST_SEED), cfg.cifar_steps)
         plot_learning_curves(ax, frame, profile_title(f"{claim}: CIFAR-{classes}", profile, run_note))
-        stats = versus_best_baseline(frame, "LSTM", HAND)
-        claims.add(claim, cifar_statements[claim], "qualitative (plot)",
-                   f"final loss LSTM {stats['learned_final']:.3g} vs best baseline {stats['best_baseline']} "
-                   f"{stats['best_final']:.3g} (ratio {stats['ratio']:.2f})", outperform_verdict(stats))
+        claims.add(claim, cifar_statements[claim], "qualitative (plot)", criterion(cfg.cifar_steps),
+                   beats(frame, cfg.cifar_steps, "LSTM", HAND))
         if classes < 10:
-            sub_ratios.append(versus_best_baseline(frame, "LSTM-sub", HAND)["ratio"])
+            sub_results[f"CIFAR-{classes}"] = beats(frame, cfg.cifar_steps, "LSTM-sub", HAND)
     save_figure(fig, figures_dir, "fig7_cifar")
     plt.show()
     claims.add("Fig. 7 (LSTM-sub)", cifar_statements["Fig. 7 (LSTM-sub)"], "qualitative (plot)",
-               "LSTM-sub / best baseline final-loss ratio on CIFAR-5, CIFAR-2: " + ", ".join(f"{r:.2f}" for r in sub_ratios),
-               "reproduced" if all(r < 1 for r in sub_ratios) else "not reproduced")
+               criterion(cfg.cifar_steps).replace("LSTM below", "LSTM-sub below") + ", CIFAR-5 and CIFAR-2",
+               across(sub_results))
+show_claims(*cifar_statements)
 
 # %% [markdown]
 # ## 7. Inside the learned optimizer (Appendix B, Fig. 10–13)
@@ -449,7 +528,9 @@ if mnist is None:
         not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
 else:
     trace_problem = problems(base_task, 1, TEST_SEED + 1)()
-    coords = torch.randperm(base_task.num_params, generator=torch.Generator().manual_seed(seed))[:cfg.trace_coords]
+    # statistics over trace_stat_coords coordinates; the figures show the first trace_coords of them
+    coords = torch.randperm(base_task.num_params, generator=torch.Generator().manual_seed(seed))[
+        :max(cfg.trace_coords, cfg.trace_stat_coords)]
     grads_seen, updates_seen = [], []
 
     def record(step, grads, updates):
@@ -498,30 +579,35 @@ else:
     save_figure(fig, figures_dir, "figB11_update_vs_gradient")
     plt.show()
 
-    size = {"LSTM": float(U.abs().mean()), "SGD": float(sgd_u.abs().mean()), "ADAM": float(adam_u.abs().mean())}
+    coord = dict(paired=True, unit="coordinates", seed=seed)
+    size = {"LSTM": U.abs().mean(0).numpy(), "SGD": sgd_u.abs().mean(0).numpy(), "ADAM": adam_u.abs().mean(0).numpy()}
     claims.add("App. B Fig. 10 (size)", appendix_claims["App. B Fig. 10 (size)"], "qualitative (plot)",
-               "mean |update| " + ", ".join(f"{k} {v:.3g}" for k, v in size.items()) + " (MNIST, not neural art)",
-               "reproduced" if size["LSTM"] > max(size["SGD"], size["ADAM"]) else "not reproduced")
-    autocorr = float(np.mean([np.corrcoef(U[:-1, j], U[1:, j])[0, 1] for j in range(cfg.trace_coords)]))
-    rough = lambda u: float((u[1:] - u[:-1]).abs().mean() / u.abs().mean())
+               f"mean |update| per coordinate over {len(coords)} coordinates of one MNIST trajectory (not neural art), "
+               "LSTM above SGD and ADAM (paired)",
+               better_than_all(size, "LSTM", ["SGD", "ADAM"], direction="higher", **coord))
+    autocorr = np.array([np.corrcoef(U[:-1, j], U[1:, j])[0, 1] for j in range(U.shape[1])])
+    rough = lambda u: ((u[1:] - u[:-1]).abs().mean(0) / u.abs().mean(0)).numpy()  # noqa: E731
     claims.add("App. B Fig. 10 (momentum)", appendix_claims["App. B Fig. 10 (momentum)"], "qualitative (plot)",
-               f"lag-1 autocorrelation of LSTM updates {autocorr:.2f} (momentum-like if > 0.2); roughness "
-               f"mean|Δu|/mean|u| LSTM {rough(U):.2f} vs ADAM {rough(adam_u):.2f}",
-               "reproduced" if autocorr > 0.2 and rough(U) > rough(adam_u) else
-               ("partly" if autocorr > 0.2 or rough(U) > rough(adam_u) else "not reproduced"))
+               "per coordinate: lag-1 autocorrelation of the LSTM's updates above 0.2 (momentum-like), and roughness "
+               "mean|Δu|/mean|u| above ADAM's (paired)",
+               all_of({"momentum": better(autocorr, np.full_like(autocorr, 0.2), ("autocorrelation", "0.2"),
+                                          direction="higher", relative=False, **coord),
+                       "noisier than ADAM": better(rough(U), rough(adam_u), ("LSTM", "ADAM"), direction="higher",
+                                                   **coord)}))
     lstm_steplike = float(np.median([a for a, _ in likeness]))
     claims.add("App. B Fig. 11-13", appendix_claims["App. B Fig. 11-13"], "qualitative (plot)",
-               f"median step-likeness (share of variation in 10% of the range) LSTM {lstm_steplike:.2f}, "
-               f"ADAM {np.median([b for _, b in likeness]):.2f}; opposite direction to ADAM in "
-               f"{sum(opposite)}/{len(opposite)} panels",
-               "reproduced" if lstm_steplike >= 0.5 and any(opposite) else
-               ("partly" if lstm_steplike >= 0.5 or any(opposite) else "not reproduced"))
+               "median step-likeness of the LSTM's response (share of its variation within 10% of the gradient range) "
+               "at least 0.5, and at least one panel where its slope is opposite to ADAM's",
+               holds(lstm_steplike >= 0.5 and any(opposite),
+                     f"median step-likeness LSTM {lstm_steplike:.2f}, ADAM {np.median([b for _, b in likeness]):.2f}; "
+                     f"opposite direction to ADAM in {sum(opposite)}/{len(opposite)} panels"))
+show_claims(*appendix_claims)
 
 # %% [markdown]
 # ## 8. Claims table
-# One row per claim of §3.1–3.3 and Appendix B; each verdict comes from the measurement in its row, checked against
-# the paper's statement. At the `smoke` profile the optimizers are barely trained, so the verdicts describe a toy
-# run, not the paper.
+# One row per claim of §3.1–3.3 and Appendix B, as judged in the sections above: the criterion, the measurement with
+# its 95% bootstrap interval over test problems, and the verdict of a tested function (`l2l_utils.verdicts`). At the
+# `smoke` profile every verdict reads "smoke: pipeline ran".
 
 # %%
 not_run("§3.4 Fig. 8-9", "The LSTM optimizer outperforms standard optimizers on neural art and generalises to a new "
