@@ -173,7 +173,7 @@ _L2L_PAPER = {
     "meta_lr_search": True, "meta_lr_trials": 8, "meta_lr_search_epochs": 5, "meta_lr_bounds": [1e-4, 3e-2],
     # IID Gaussian initialisations (§3); the LSTM's own start is ours, chosen in section 1 from lstm_init_choices
     # meta-trained for lstm_init_epochs × mnist_trajectories trajectories each
-    "init_std": 0.01, "lstm_init_std": 0.1, "lstm_init": "normal-zero-head-bias",
+    "init_std": 0.01, "lstm_init_std": 0.1, "lstm_init": "normal",
     "lstm_init_choices": ["normal", "normal-zero-head-bias", "pytorch"], "lstm_init_epochs": 5,
     # Appendix B trace: steps, coordinates plotted, coordinates the statistics use
     "trace_steps": 32, "trace_coords": 2, "trace_stat_coords": 256,

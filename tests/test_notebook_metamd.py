@@ -110,7 +110,7 @@ def test_highres_section_runs_on_files_in_the_dataset_layouts(tmp_path, monkeypa
     monkeypatch.setenv("L2L_CACHE_DIR", str(tmp_path / "cache"))
     execute(tmp_path, data_dir=str(root), overrides={
         "quad_meta_steps": 2, "meta_steps": 1, "tasks_per_step": 1, "highres_meta_train": ["Butterfly"],
-        "highres_meta_test": ["PubFig"], "resnet_optimizers": ["SGD-M", "PowerSign", "Meta-SGD", "MetaMD"],
+        "highres_meta_test": ["PubFig"], "resnet_optimizers": ["SGD-M", "Adam", "PowerSign", "Meta-SGD", "MetaMD"],
         "trials": 1, "highres_test_steps": 4, "accuracy_every": 2, "val_fraction": 0.5, "landscape_images": 16,
         "landscape_iters": 3, "l2o_steps": 2, "l2o_unroll": 1, "l2o_trajectories": 1})
     claims = pd.read_csv(tmp_path / "results" / "claims.csv").set_index("claim")
@@ -118,7 +118,7 @@ def test_highres_section_runs_on_files_in_the_dataset_layouts(tmp_path, monkeypa
         assert not claims.loc[claim, "verdict"].startswith("not run"), (claim, claims.loc[claim, "verdict"])
     assert claims.loc["Table 7", "verdict"].startswith("not run: a timing")
     scores = pd.read_csv(tmp_path / "results" / "highres-scores.csv")
-    assert set(scores["optimizer"]) == {"SGD-M", "PowerSign", "Meta-SGD", "MetaMD"}
+    assert set(scores["optimizer"]) == {"SGD-M", "Adam", "PowerSign", "Meta-SGD", "MetaMD"}
     assert set(scores["heldout"]) == {"PubFig"} and scores["test_accuracy"].between(0, 1).all()
     assert set(pd.read_csv(tmp_path / "results" / "finetune-scores.csv")["optimizer"]) == {"SGD-M", "Adam", "MetaMD"}
     for name in ("fig4_fig6_highres_learning_curves", "fig7_fig8_landscape_rank"):

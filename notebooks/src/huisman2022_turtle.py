@@ -610,7 +610,7 @@ def fewshot_runs(tag, train, val, test, shots, in_channels, image_size):
     image_dir = results_dir / tag
     setting = {"setting": tag, "shots": shots, "query": cfg.image_query, "channels": cfg.conv_channels,
                "image_size": image_size, "n_way": cfg.n_way, "val_seed": VAL_SEED, "test_seed": TEST_SEED,
-               "test_tasks": cfg.image_test_tasks, **{k: cfg[k] for k in SETUP_SWITCHES}}
+               "test_tasks": cfg.image_test_tasks, "val_tasks": cfg.image_val_tasks}
     rows = []
     for method in METHODS:
         for r in range(cfg.image_runs):

@@ -650,6 +650,9 @@ def auc_claim(claim, statement, paper_value, scores, why, against=None, second_a
     if scores is None or not len(scores):
         not_run(claim, statement, paper_value, why)
         return
+    if second_after is not None and second_after not in set(scores["optimizer"]):
+        not_run(claim, statement, paper_value, f"{second_after} is not among the optimisers run")
+        return
     per = {}
     for held, group in scores.groupby("heldout"):
         values = per_trial(group, "auc")
