@@ -2,13 +2,20 @@
 
 nbval: a notebook whose data are missing is skipped, with one line saying which datasets are missing and how to
 provide them (its committed outputs were computed from those data). Both runs end by counting the checks skipped
-for missing data. Test helpers live in ``tests/conftest.py``."""
+for missing data. Notebooks executed by nbval draw their figures into a temporary folder (``$L2L_FIGURES_DIR``), so
+a test run never rewrites the committed ``figures/``. Test helpers live in ``tests/conftest.py``."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from l2l_utils.data_files import NOTEBOOK_DATASETS, missing_datasets, report_data_skips, skip_reason
+from l2l_utils.datasets.files import NOTEBOOK_DATASETS, missing_datasets, report_data_skips, skip_reason
+
+
+def pytest_configure(config):
+    os.environ.setdefault("L2L_FIGURES_DIR", tempfile.mkdtemp(prefix="l2l-figures-"))
 
 
 def pytest_collection_modifyitems(config, items):

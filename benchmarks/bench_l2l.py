@@ -1,15 +1,15 @@
 """Micro-benchmarks of the L2L hot paths (Andrychowicz et al. 2016, MNIST MLP of §3.2).
 
 1. Step time of the learned LSTM optimizer vs one ADAM step on the MNIST MLP (n=1 and n=20 optimizees).
-2. Meta-training throughput (optimizee-steps/s) of ``train_on_trajectory``: 20 optimizees as one
-   batch vs the same 20 optimizees one at a time.
+2. Meta-training throughput (optimizee-steps/s) of one truncated-BPTT trajectory (``TruncatedBPTT``): 20
+   optimizees as one batch vs the same 20 optimizees one at a time.
 3. Data path: a minibatch drawn by index on the device (``DeviceDataset.sample``) vs a
    ``torch.utils.data.DataLoader`` over the same tensors.
 
 Every measurement is warmed up, synchronised on CUDA, timed with ``time.perf_counter`` and reported
 as the median over ``--repeats`` repeats.
 
-    L2L_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_l2l.py --device cpu [--quick] [--out bench.json]
+    .venv/bin/python benchmarks/bench_l2l.py --device cpu [--quick] [--out bench.json]
 """
 
 from __future__ import annotations
@@ -26,54 +26,32 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l2l_utils.data import DeviceDataset, load_image_dataset  # noqa: E402
+from l2l_utils.baselines import baseline_rule  # noqa: E402
+from l2l_utils.datasets import DeviceDataset, load_image_dataset  # noqa: E402
 from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
-from l2l_utils.meta_training import MetaTrainConfig, train_on_trajectory  # noqa: E402
-from l2l_utils.rollout import loss_and_grads  # noqa: E402
-from l2l_utils.tasks import ClassifierProblem, ClassifierTask, mlp  # noqa: E402
-from timing import _load_average, start, time_per_call  # noqa: E402
+from l2l_utils.models import mlp  # noqa: E402
+from l2l_utils.tasks import ClassifierProblem, ClassifierTask  # noqa: E402
+from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
+from l2l_utils.unroll import unroll  # noqa: E402
+from timing import Fixed, _load_average, start, time_per_call  # noqa: E402
 
 BATCH_SIZE = 128
 SEED = 0
 
 
 # ------------------------------------------------------------------------------------------ 1. steps
-class LearnedStepper:
-    """One step of ``rollout.run_learned``: learned update under no_grad, then loss + gradient."""
+class Stepper:
+    """One step of :func:`l2l_utils.unroll.unroll` (no graph): the rule's update, then the loss and its gradient."""
 
-    def __init__(self, optimizer, problem):
-        self.optimizer, self.problem = optimizer, problem
+    def __init__(self, rule, problem):
+        self.rule, self.problem = rule, problem
         self.reset()
 
     def reset(self):
-        self.params = {k: v.detach().clone().requires_grad_() for k, v in self.problem.params0.items()}
-        self.state = self.optimizer.initial_state(self.params, self.problem.groups)
-        self.loss, self.grads = loss_and_grads(self.problem, self.params)
+        self.current = unroll(self.rule, self.problem, 0)
 
     def step(self):
-        with torch.no_grad():
-            updates, self.state = self.optimizer(self.grads, self.state, self.problem.groups)
-            self.params = {k: (self.params[k] + updates[k]).requires_grad_() for k in self.params}
-        self.loss, self.grads = loss_and_grads(self.problem, self.params)
-
-
-class AdamStepper:
-    """One step of ``rollout.run_torch_optimizer`` with torch.optim.Adam: zero_grad, backward, step."""
-
-    def __init__(self, problem, lr: float = 1e-3):
-        self.problem, self.lr = problem, lr
-        self.reset()
-
-    def reset(self):
-        self.params = {k: v.detach().clone().requires_grad_() for k, v in self.problem.params0.items()}
-        self.opt = torch.optim.Adam(list(self.params.values()), lr=self.lr)
-
-    def step(self):
-        self.opt.zero_grad(set_to_none=True)
-        with torch.enable_grad():
-            loss = self.problem.loss(self.params)
-            loss.sum().backward()
-        self.opt.step()
+        self.current = unroll(self.rule, self.problem, 1, start=self.current)
 
 
 def bench_steps(task, device, sync, args) -> list[dict]:
@@ -82,7 +60,7 @@ def bench_steps(task, device, sync, args) -> list[dict]:
         gen = torch.Generator().manual_seed(SEED + n)
         problem = task.sample(n, gen)
         optimizer = LSTMOptimizer(preprocess_p=10, output_scale=0.1).to(device)
-        learned, adam = LearnedStepper(optimizer, problem), AdamStepper(problem)
+        learned, adam = Stepper(optimizer, problem), Stepper(baseline_rule("ADAM", 1e-3), problem)
         kw = dict(warmup=args.warmup_steps, repeats=args.repeats, sync=sync, target_s=args.target_s,
                   max_calls=args.max_step_calls)
         t_learned = time_per_call(learned.step, setup=learned.reset, **kw)
@@ -107,19 +85,28 @@ def bench_meta(task, device, sync, args) -> dict:
     meta_opt = torch.optim.Adam(optimizer.parameters(), lr=cfg_batch.meta_lr)
     diverged = {"batched": 0, "one_at_a_time": 0}
 
+    def trajectory(prob, cfg) -> bool:
+        """One trajectory on ``prob``: every truncation backpropagated and followed by an Adam step on φ."""
+        estimator = TruncatedBPTT(Fixed(prob), cfg)
+        for _ in range(cfg.truncations):
+            meta_opt.zero_grad(set_to_none=True)
+            estimate = estimator.step(optimizer, None, None)
+            if estimate.failed:
+                return True
+            meta_opt.step()
+        return False
+
     def batched():
-        _, broke = train_on_trajectory(optimizer, meta_opt, problem, cfg_batch)
-        diverged["batched"] += broke
+        diverged["batched"] += trajectory(problem, cfg_batch)
 
     def one_at_a_time():
         for single in singles:
-            _, broke = train_on_trajectory(optimizer, meta_opt, single, cfg_single)
-            diverged["one_at_a_time"] += broke
+            diverged["one_at_a_time"] += trajectory(single, cfg_single)
 
     # warm-up: short trajectories of both shapes (allocator, kernels), then the timed full ones
     warm = MetaTrainConfig(steps=2, unroll=2)
-    train_on_trajectory(optimizer, meta_opt, problem, warm)
-    train_on_trajectory(optimizer, meta_opt, singles[0], warm)
+    trajectory(problem, warm)
+    trajectory(singles[0], warm)
     kw = dict(warmup=0, repeats=args.meta_repeats, sync=sync, target_s=0.0, max_calls=1)
     t_batched = time_per_call(batched, **kw)
     t_single = time_per_call(one_at_a_time, **kw)
@@ -235,7 +222,7 @@ def main(argv=None) -> dict:
     print("   (target on GPU: LSTM/ADAM <= 2x)")
 
     meta = bench_meta(task, device, sync, args)
-    print(f"\n2. Meta-training throughput, train_on_trajectory (steps={meta['steps']}, unroll={meta['unroll']}),"
+    print(f"\n2. Meta-training throughput, truncated BPTT (steps={meta['steps']}, unroll={meta['unroll']}),"
           f" {meta['optimizees']} optimizees")
     print(f"   {'variant':<32} {'s/call':>9} {'opt-steps/s':>12}")
     print(f"   {'one batch (meta_batch=' + str(meta['optimizees']) + ')':<32} {meta['batched_s']:>9.3f}"

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from l2l_utils.baselines import make_baseline  # noqa: E402
-from l2l_utils.digit_datasets import lenet, resnet18  # noqa: E402
+from l2l_utils.models import lenet, resnet18  # noqa: E402
 from l2l_utils.learned_optimizers import PerParameterLearningRates  # noqa: E402
-from l2l_utils.data import DeviceDataset  # noqa: E402
+from l2l_utils.datasets import DeviceDataset  # noqa: E402
 from l2l_utils.hypergradients import fixed_point_hypergradient, unrolled_hypergradient  # noqa: E402
 from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.mirror_descent import KroneckerMirrorMap  # noqa: E402

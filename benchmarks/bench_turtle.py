@@ -7,7 +7,7 @@
    cost is comparable to second-order MAML.
 2. Tasks of a meta-batch (and of an evaluation chunk) processed together (vmap over the task dimension)
    vs one task at a time in a Python loop with accumulated gradients, and vs the whole meta-batch adapted
-   together but with the network evaluated task by task (``BaseLearner(vectorize=False)``).
+   together but with the network evaluated task by task (``FunctionalNetwork(vectorize=False)``).
 
 Medians over ``--repeats`` after warm-up, synchronised on CUDA. Random inputs of the right shapes are used
 for the image episodes (timing does not depend on pixel values), so no dataset is needed.
@@ -27,11 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l2l_utils.episodes import BaseLearner, EpisodeBatch, SineTasks  # noqa: E402
-from l2l_utils.episodic_training import EpisodicConfig, _meta_step  # noqa: E402
+from l2l_utils.episodes import EpisodeBatch, SineTasks  # noqa: E402
+from l2l_utils.episodic_training import EpisodicConfig, EpisodicQueryLoss  # noqa: E402
 from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
-from l2l_utils.tasks import Conv4, sine_network  # noqa: E402
-from timing import finish, start, time_per_call  # noqa: E402
+from l2l_utils.models import Conv4, FunctionalNetwork, sine_network  # noqa: E402
+from timing import Fixed, finish, start, time_per_call  # noqa: E402
 
 SEED = 0
 METHODS = {  # name -> (maker from θ, second order, extra config)
@@ -66,11 +66,17 @@ def meta_iteration(method, make_net, kind, batch: EpisodeBatch, meta_batch: int,
     torch.manual_seed(SEED)
     net = make_net().to(device)
     meta = maker(dict(net.named_parameters())).to(device)
-    learner = BaseLearner(net, kind, vectorize=vectorize)
+    learner = FunctionalNetwork(net, kind, vectorize=vectorize)
     cfg = EpisodicConfig(steps=steps, meta_batch=meta_batch, second_order=second_order, **extra)
     optimizer = torch.optim.Adam(meta.parameters(), lr=1e-3)
-    part = batch.slice(0, meta_batch)
-    return lambda: _meta_step(meta, learner, part, cfg, optimizer)
+    estimator = EpisodicQueryLoss(learner, Fixed(batch.slice(0, meta_batch)), cfg, device)
+
+    def step():  # one unit of the shared driver: estimate the meta-gradient, one Adam step
+        optimizer.zero_grad(set_to_none=True)
+        if not estimator.step(meta, None, meta_batch).failed:
+            optimizer.step()
+
+    return step
 
 
 def looped_meta_iteration(make_net, kind, batch: EpisodeBatch, meta_batch: int, steps: int, device):
@@ -78,7 +84,7 @@ def looped_meta_iteration(make_net, kind, batch: EpisodeBatch, meta_batch: int, 
     torch.manual_seed(SEED)
     net = make_net().to(device)
     meta = Turtle(dict(net.named_parameters())).to(device)
-    learner = BaseLearner(net, kind)
+    learner = FunctionalNetwork(net, kind)
     optimizer = torch.optim.Adam(meta.parameters(), lr=1e-3)
 
     def step():
@@ -96,7 +102,7 @@ def looped_meta_iteration(make_net, kind, batch: EpisodeBatch, meta_batch: int, 
 def evaluation(make_net, kind, batch: EpisodeBatch, chunk: int, steps: int, device):
     torch.manual_seed(SEED)
     net = make_net().to(device)
-    meta, learner = MAML(dict(net.named_parameters())).to(device), BaseLearner(net, kind)
+    meta, learner = MAML(dict(net.named_parameters())).to(device), FunctionalNetwork(net, kind)
 
     def run():
         for start in range(0, len(batch), chunk):
@@ -162,7 +168,7 @@ def main(argv=None) -> dict:
         print(f"   {problem}")
         print(f"     SO-TURTLE meta-iteration, {meta_batch} tasks: together {row['meta_together_ms']:.1f}, loop "
               f"{row['meta_looped_ms']:.1f} ({row['meta_looped_ms'] / row['meta_together_ms']:.2f}x); "
-              f"BaseLearner(vectorize=False) {row['meta_unvectorized_ms']:.1f}")
+              f"FunctionalNetwork(vectorize=False) {row['meta_unvectorized_ms']:.1f}")
         print(f"     MAML evaluation (T = 5), {chunk} tasks: together {row['eval_together_ms']:.1f}, loop "
               f"{row['eval_looped_ms']:.1f} ({row['eval_looped_ms'] / row['eval_together_ms']:.2f}x)")
     return finish(result, env, t0, args.out)

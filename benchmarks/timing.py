@@ -19,6 +19,16 @@ def make_sync(device: torch.device):
     return lambda: None
 
 
+class Fixed:
+    """A task or sampler that always hands out the same problem, so that a benchmark times fixed work."""
+
+    def __init__(self, item):
+        self.item = item
+
+    def sample(self, *args, **kwargs):
+        return self.item
+
+
 def time_per_call(fn, *, warmup: int, repeats: int, sync, target_s: float, max_calls: int,
                   setup=None) -> dict:
     """Median (over ``repeats``) seconds per call of ``fn``.

@@ -1,8 +1,10 @@
-"""Shared package of the l2l-replications project (see DESIGN.md).
+"""Shared package of the l2l-replications project.
 
-One concept per module: ``tasks`` (optimizee families), ``learned_optimizers`` and ``baselines``
-(update rules), ``meta_training`` (outer loops), ``data`` (datasets), and experiment plumbing
-(``profiles``, ``runtime``, ``results``, ``claims``, ``plotting``, ``batch``).
+One core that every replication uses: ``update_rules`` (one interface for every optimizer, hand-designed or
+learned), ``unroll`` (the one inner loop) and ``meta_train`` (the one meta-training driver, with the estimators
+``truncated_bptt``, ``episodic_training`` and ``implicit_meta_training``); problems and data (``models``, ``tasks``,
+``episodes``, ``datasets``); and experiment plumbing (``profiles``, ``runtime``, ``results``, ``verdicts``,
+``claims``, ``plotting``, ``batch``). The project README describes every module.
 """
 
 __version__ = "0.1.0"

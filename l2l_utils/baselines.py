@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .rollout import Trajectory, run_torch_optimizer
+from .unroll import Unrolled, unroll
+from .update_rules import TorchOptimizerRule
 from .sign_optimizers import AddSign, PowerSign
 
 BASELINES: dict[str, Callable] = {
@@ -40,8 +41,13 @@ def make_baseline(name: str, lr: float) -> Callable:
     return lambda params: TORCH_OPTIMIZERS[name](params, lr)
 
 
-def run_baseline(name: str, lr: float, problem, steps: int, hook=None) -> Trajectory:
-    return run_torch_optimizer(make_baseline(name, lr), problem, steps, hook=hook)
+def baseline_rule(name: str, lr: float) -> TorchOptimizerRule:
+    """Baseline ``name`` at learning rate ``lr`` as an update rule of the shared interface."""
+    return TorchOptimizerRule(make_baseline(name, lr))
+
+
+def run_baseline(name: str, lr: float, problem, steps: int, hook=None) -> Unrolled:
+    return unroll(baseline_rule(name, lr), problem, steps, hook=hook)
 
 
 def tune_learning_rate(name: str, learning_rates: Sequence[float], make_problem: Callable[[], object],

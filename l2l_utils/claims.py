@@ -73,6 +73,12 @@ class ClaimsTable:
         frame = self.frame
         return frame[frame["claim"].isin(list(claims))][["claim", "criterion", "measured", "verdict"]]
 
+    def show(self, *claims) -> None:
+        """Display the rows of these claims in the notebook, right below the figure or table they are about."""
+        from IPython.display import display
+
+        display(self.rows(claims))
+
     @property
     def frame(self) -> pd.DataFrame:
         """The claims as a DataFrame with columns ``CLAIM_COLUMNS``."""

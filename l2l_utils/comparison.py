@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from .baselines import run_baseline, tune_learning_rate
-from .rollout import Trajectory, run_learned
+from .unroll import Unrolled, unroll
 
 
-def tidy(trajectory: Trajectory, optimizer: str, **labels) -> pd.DataFrame:
+def tidy(trajectory: Unrolled, optimizer: str, **labels) -> pd.DataFrame:
     """One row per run × step: optimizer, run, step, loss, diverged (+ extra label columns)."""
     steps, runs = trajectory.losses.shape
     frame = pd.DataFrame({
@@ -43,7 +43,7 @@ def tune_baselines(names: Sequence[str], learning_rates: Sequence[float], make_p
 def compare_optimizers(learned: Mapping[str, object], baseline_lrs: Mapping[str, float],
                        make_problem: Callable, steps: int, **labels) -> pd.DataFrame:
     """Tidy losses of every learned optimizer and every tuned baseline on the same test problems."""
-    frames = [tidy(run_learned(opt, make_problem(), steps), name, **labels) for name, opt in learned.items()]
+    frames = [tidy(unroll(opt, make_problem(), steps), name, **labels) for name, opt in learned.items()]
     frames += [tidy(run_baseline(name, lr, make_problem(), steps), name, lr=lr, **labels)
                for name, lr in baseline_lrs.items()]
     return pd.concat(frames, ignore_index=True)

@@ -2,22 +2,17 @@
 
 A task T_j has a support set D^tr (learned from) and a query set D^te (evaluated on). Samplers
 return an :class:`EpisodeBatch` of J tasks stacked along a leading task dimension, so a meta-batch
-(or a chunk of evaluation tasks) runs as one batch: :class:`BaseLearner` evaluates one network per
-task with ``torch.func.functional_call`` under ``vmap``.
+(or a chunk of evaluation tasks) runs as one batch: :class:`l2l_utils.models.FunctionalNetwork` evaluates one
+network per task with ``torch.func.functional_call`` under ``vmap``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call, vmap
-
-from .tasks import loop_over_runs
 
 
 @dataclass
@@ -101,53 +96,3 @@ class FewShotEpisodes:
         qx, qy = part(self.k_shot, per_class)
         batch = EpisodeBatch(sx, sy, qx, qy)
         return batch if device is None else batch.to(device)
-
-
-class BaseLearner:
-    """The base-learner network of every task, evaluated functionally: ``loss(params, x, y)`` returns
-    one loss per task for a dict of parameters with a leading task dimension.
-
-    ``kind="regression"`` uses the MSE (sine waves), ``"classification"`` the cross-entropy (§5.3).
-    ``vectorize=False`` loops over the tasks instead of vmapping (same numbers): on a CPU, vmapped
-    convolutions become grouped convolutions whose double backward is ~3× slower than a loop for Conv-4
-    (``benchmarks/bench_turtle.py``).
-    """
-
-    KINDS = ("regression", "classification")
-
-    def __init__(self, module: nn.Module, kind: str, vectorize: bool = True):
-        if kind not in self.KINDS:
-            raise ValueError(f"kind={kind!r}; allowed values are {list(self.KINDS)}")
-        self.module, self.kind, self.vectorize = module, kind, vectorize
-        criterion = F.mse_loss if kind == "regression" else F.cross_entropy
-
-        def single_loss(params, x, y):
-            return criterion(functional_call(self.module, params, (x,)), y)
-
-        def single_predict(params, x):
-            return functional_call(self.module, params, (x,))
-
-        batch = vmap if vectorize else loop_over_runs
-        self._loss, self._predict = batch(single_loss), batch(single_predict)
-
-    def initial_params(self) -> dict:
-        """A fresh copy of the module's own (randomly initialised) parameters: θ of Algorithm 1, line 1."""
-        return {k: v.detach().clone() for k, v in self.module.named_parameters()}
-
-    @property
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
-
-    def loss(self, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self._loss(dict(params), x, y)
-
-    def accuracy(self, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Fraction of correct predictions per task (classification only)."""
-        return (self._predict(dict(params), x).argmax(-1) == y).float().mean(-1)
-
-    def score(self, params, x, y) -> dict:
-        """Query metrics per task: ``loss`` and, for classification, ``accuracy``."""
-        out = {"loss": self.loss(params, x, y)}
-        if self.kind == "classification":
-            out["accuracy"] = self.accuracy(params, x, y)
-        return out

@@ -1,16 +1,15 @@
-"""The outer loop shared by MAML, the meta-learner LSTM and TURTLE (Huisman et al. Algorithm 1).
+"""The episodic meta-learning of Huisman et al. (Algorithm 1) for MAML, the meta-learner LSTM and TURTLE.
 
-Repeat: sample a meta-batch of J tasks, adapt θ on each support set (T steps), and update Θ with Adam
-on Σ_j L_{D^te_j}(θ_j^(T)) (line 11). Meta-validation on a fixed set of validation tasks every
-``val_every`` training tasks; the best validation checkpoint is the one evaluated at meta-test
-(App. A). A non-finite meta-loss or meta-gradient skips that update and is counted, never a crash.
-Training state is checkpointed at every validation, so an interrupted run resumes and ends with the
-same numbers (CPU, same seed).
+:class:`EpisodicQueryLoss` is the estimator of the shared driver (:func:`l2l_utils.meta_train.meta_train`): sample a
+meta-batch of J tasks, adapt θ on each support set (T steps), and backpropagate Σ_j L_{D^te_j}(θ_j^(T)) (line 11).
+Meta-validation on a fixed set of validation tasks every ``val_every`` training tasks; the best validation
+checkpoint is the one evaluated at meta-test (App. A). A non-finite meta-loss or meta-gradient skips that update and
+is counted, never a crash. Training state is checkpointed at every validation, so an interrupted run resumes and
+ends with the same numbers (CPU, same seed).
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from .meta_train import Estimate
+from .meta_train import meta_train
 from .results import Checkpointer, ResultsStore, atomic_save_torch, config_key, provenance, recorded_reads
 
 
@@ -71,24 +71,37 @@ def fixed_episodes(sampler, num_tasks: int, seed: int, chunk: int, device) -> li
     return [sampler.sample(min(chunk, num_tasks - s), generator, device=device) for s in range(0, num_tasks, chunk)]
 
 
-def _meta_step(meta_learner, learner, batch, cfg: EpisodicConfig, optimizer) -> tuple[float, bool]:
-    params = meta_learner.adapt(learner, batch.support_x, batch.support_y, cfg.steps, cfg.second_order,
-                                outer_clamp=cfg.outer_clamp)
-    meta_loss = learner.loss(params, batch.query_x, batch.query_y).sum()  # Algorithm 1, line 11
-    optimizer.zero_grad(set_to_none=True)
-    if not torch.isfinite(meta_loss):
-        return float("nan"), True
-    meta_loss.backward()
-    grads = [p.grad for p in meta_learner.parameters() if p.grad is not None]
-    if not all(torch.isfinite(g).all() for g in grads):
-        optimizer.zero_grad(set_to_none=True)
-        return float("nan"), True
-    if cfg.clip_value is not None:
-        torch.nn.utils.clip_grad_value_(meta_learner.parameters(), cfg.clip_value)
-    if cfg.clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(meta_learner.parameters(), cfg.clip_norm)
-    optimizer.step()
-    return float(meta_loss.detach()) / len(batch), False
+class EpisodicQueryLoss:
+    """The estimator of Algorithm 1, line 11: adapt θ on each support set of a meta-batch of J tasks (T steps, first
+    or second order), backpropagate Σ_j L_{D^te_j}(θ_j^(T)) into Θ. Per-task clamping of θ's gradient happens in
+    the unroll (``outer_clamp``); value or norm clipping of all gradients after it. A non-finite meta-loss or
+    meta-gradient fails the unit (the update is skipped and counted)."""
+
+    def __init__(self, learner, sampler, cfg: EpisodicConfig, device="cpu"):
+        self.learner, self.sampler, self.cfg, self.device = learner, sampler, cfg, device
+
+    def step(self, meta_learner, generator, remaining) -> Estimate:
+        cfg = self.cfg
+        size = min(cfg.meta_batch, remaining)
+        batch = self.sampler.sample(size, generator, device=self.device)
+        params = meta_learner.adapt(self.learner, batch.support_x, batch.support_y, cfg.steps, cfg.second_order,
+                                    outer_clamp=cfg.outer_clamp)
+        meta_loss = self.learner.loss(params, batch.query_x, batch.query_y).sum()  # Algorithm 1, line 11
+        if not torch.isfinite(meta_loss):
+            return Estimate(float("nan"), size, failed=True)
+        meta_loss.backward()
+        grads = [p.grad for p in meta_learner.parameters() if p.grad is not None]
+        if not all(torch.isfinite(g).all() for g in grads):
+            return Estimate(float("nan"), size, failed=True)
+        if cfg.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(meta_learner.parameters(), cfg.clip_value)
+        if cfg.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(meta_learner.parameters(), cfg.clip_norm)
+        return Estimate(float(meta_loss.detach()) / size, size)
+
+    def summary(self, estimates) -> dict:
+        losses = [e.value for e in estimates if not e.failed]
+        return {"train_loss": float(np.mean(losses)) if losses else float("nan")}
 
 
 def _validation_score(frame: pd.DataFrame) -> float:
@@ -97,47 +110,27 @@ def _validation_score(frame: pd.DataFrame) -> float:
     return value if np.isfinite(value) else float("inf")
 
 
-def meta_train(meta_learner, learner, train_sampler, val_episodes: list, cfg: EpisodicConfig, device="cpu",
-               checkpointer: Checkpointer | None = None, progress: bool = True):
-    """Meta-train in place; returns (history frame, best-validation state dict).
+def train_meta_learner(meta_learner, learner, train_sampler, val_episodes: list, cfg: EpisodicConfig, device="cpu",
+                       checkpointer: Checkpointer | None = None, progress: bool = True):
+    """Meta-train in place with the shared driver; returns (history frame, best-validation dict).
 
     ``history`` has one row per validation: training tasks seen, mean training meta-loss since the
     previous validation, skipped (non-finite) updates, validation loss (and accuracy).
     """
-    optimizer = torch.optim.Adam(meta_learner.parameters(), lr=cfg.meta_lr)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    history, best, seen = [], {"val": float("inf"), "tasks": 0, "state": copy.deepcopy(meta_learner.state_dict())}, 0
-    saved = checkpointer.restore_training(asdict(cfg), meta_learner, optimizer, generator) if checkpointer else None
-    if saved is not None:
-        history, best, seen = saved["history"], saved["best"], saved["seen"]
-    bar = tqdm(total=cfg.train_tasks, initial=seen, desc="meta-training (tasks)", disable=not progress)
-    losses, skipped = [], 0
-    while seen < cfg.train_tasks:
-        size = min(cfg.meta_batch, cfg.train_tasks - seen)
-        batch = train_sampler.sample(size, generator, device=device)
-        value, broke = _meta_step(meta_learner, learner, batch, cfg, optimizer)
-        skipped += broke
-        if not broke:
-            losses.append(value)
-        seen += size
-        bar.update(size)
-        if seen % cfg.val_every < size or seen == cfg.train_tasks:
-            val = evaluate(meta_learner, learner, val_episodes, cfg.test_steps, cfg.eval_chunk)
-            row = {"tasks": seen, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                   "skipped_updates": skipped, "val_loss": _validation_score(val)}
-            if "accuracy" in val:
-                row["val_accuracy"] = float(val["accuracy"].mean())
-            history.append(row)
-            if row["val_loss"] < best["val"]:
-                best = {"val": row["val_loss"], "tasks": seen, "state": copy.deepcopy(meta_learner.state_dict())}
-            bar.set_postfix(val=f"{row['val_loss']:.4g}", best=f"{best['val']:.4g}")
-            losses, skipped = [], 0
-            if checkpointer is not None:
-                checkpointer.save_training(asdict(cfg), meta_learner, optimizer, generator, seen=seen,
-                                           history=history, best=best)
-    bar.close()
-    meta_learner.load_state_dict(best["state"])
-    return pd.DataFrame(history), best
+    def validate(model):
+        val = evaluate(model, learner, val_episodes, cfg.test_steps, cfg.eval_chunk)
+        row = {"score": _validation_score(val), "val_loss": _validation_score(val)}
+        if "accuracy" in val:
+            row["val_accuracy"] = float(val["accuracy"].mean())
+        return row
+
+    result = meta_train(meta_learner, EpisodicQueryLoss(learner, train_sampler, cfg, device), validate,
+                               cfg.train_tasks, cfg.val_every, cfg.meta_lr, cfg.seed, asdict(cfg), checkpointer,
+                               progress, desc="meta-training (tasks)")
+    history = result.history.rename(columns={"done": "tasks", "skipped": "skipped_updates"}).drop(columns="score")
+    columns = ["tasks", "train_loss", "skipped_updates", "val_loss"] + (["val_accuracy"] if "val_accuracy" in history
+                                                                         else [])
+    return history[columns], {"val": result.best["score"], "tasks": result.best["done"], "state": result.best["state"]}
 
 
 def train_and_test(make_meta_learner, learner, train_sampler, val_episodes, test_episodes, cfg: EpisodicConfig,
@@ -159,8 +152,8 @@ def train_and_test(make_meta_learner, learner, train_sampler, val_episodes, test
         meta_learner = make_meta_learner().to(device)
         checkpointer = Checkpointer(Path(results_dir) / f"{stem}.ckpt")
         start = time.perf_counter()
-        history, best = meta_train(meta_learner, learner, train_sampler, val_episodes, cfg, device, checkpointer,
-                                   progress)
+        history, best = train_meta_learner(meta_learner, learner, train_sampler, val_episodes, cfg, device,
+                                           checkpointer, progress)
         test = evaluate(meta_learner, learner, test_episodes, cfg.test_steps, cfg.eval_chunk)
         seconds = time.perf_counter() - start
     atomic_save_torch(meta_learner.state_dict(), Path(results_dir) / f"{stem}.pt")

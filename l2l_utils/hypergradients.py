@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .mirror_descent import DiagonalMirrorMap, KroneckerMirrorMap
+from .mirror_descent import DiagonalMirrorDescent, DiagonalMirrorMap, KroneckerMirrorMap, MirrorDescentOptimizer
 from .tasks import DiagonalQuadratics
+from .unroll import loss_and_grads, unroll
 
 ESTIMATORS = ("unrolled", "direct", "ift", "as_printed")
 
@@ -106,37 +107,15 @@ def _restore(problem, state) -> None:
         problem.generator.set_state(state)
 
 
-def _loss_and_grads(problem, params: dict, create_graph: bool = False):
-    loss = problem.loss(params)
-    grads = torch.autograd.grad(loss.sum(), list(params.values()), create_graph=create_graph, allow_unused=True)
-    return loss, dict(zip(params, _zeros_for_none(grads, list(params.values()))))
-
-
 def inner_loop(mirror: KroneckerMirrorMap, problem, steps: int, lr: float, keep: bool = False):
-    """θ_{t+1} = θ_t − η M⁻¹∇L(θ_t) from ``problem.params0`` without a meta-graph (Algorithm 1, line 7).
+    """θ_{t+1} = θ_t − η M⁻¹∇L(θ_t) from ``problem.params0`` without a meta-graph (Algorithm 1, line 7), by the
+    shared unroller; the first non-finite loss ends it (diverged).
 
     Returns (θ_T, losses (steps + 1, runs), diverged, trajectory): ``trajectory`` (with ``keep=True``) lists
     (θ_t, minibatch-stream state) for t < T, what :func:`unrolled_hypergradient` recomputes each step from.
-    A non-finite loss ends the run (diverged).
     """
-    params = {k: v.detach().clone() for k, v in problem.params0.items()}
-    losses, trajectory = [], []
-    for _ in range(steps):
-        state = _rewind(problem)
-        with torch.enable_grad():
-            loss, grads = _loss_and_grads(problem, {k: v.requires_grad_() for k, v in params.items()})
-        losses.append(loss.detach())
-        if not torch.isfinite(loss).all():
-            return params, torch.stack(losses).cpu().numpy(), True, trajectory
-        if keep:
-            trajectory.append(({k: v.detach() for k, v in params.items()}, state))
-        with torch.no_grad():
-            params = mirror.step({k: v.detach() for k, v in params.items()}, grads, lr)
-    with torch.enable_grad():
-        loss, _ = _loss_and_grads(problem, {k: v.detach().requires_grad_() for k, v in params.items()})
-    losses.append(loss.detach())
-    return ({k: v.detach() for k, v in params.items()}, torch.stack(losses).cpu().numpy(),
-            not bool(torch.isfinite(loss).all()), trajectory)
+    run = unroll(MirrorDescentOptimizer(mirror, lr), problem, steps, stop="any", keep=keep)
+    return run.detached_params, run.losses, bool(run.diverged.any()), run.trajectory
 
 
 def unrolled_hypergradient(mirror: KroneckerMirrorMap, problem, steps: int, lr: float, k: float, gamma: float
@@ -147,6 +126,7 @@ def unrolled_hypergradient(mirror: KroneckerMirrorMap, problem, steps: int, lr: 
     """
     params = list(mirror.parameters())
     names = [n for n, _ in mirror.named_parameters()]
+    rule = MirrorDescentOptimizer(mirror, lr)
     start = _rewind(problem)
     theta_T, losses, diverged, trajectory = inner_loop(mirror, problem, steps, lr, keep=True)
     after = _rewind(problem)
@@ -163,11 +143,11 @@ def unrolled_hypergradient(mirror: KroneckerMirrorMap, problem, steps: int, lr: 
             theta_t, state = trajectory[t]
             _restore(problem, state)
             point = {key: v.detach().clone().requires_grad_() for key, v in theta_t.items()}
-            loss, g = _loss_and_grads(problem, point, create_graph=True)
+            loss, g = loss_and_grads(problem, point, create_graph=True)
             if not np.allclose(loss.detach().cpu().numpy(), losses[t], rtol=1e-4, atol=1e-6):
                 raise RuntimeError("the inner loop's minibatches were not replayed (the problem's loss is random "
                                    "but it exposes no `generator`): the unrolled hypergradient would be wrong")
-            nxt = mirror.step(point, g, lr)
+            nxt, _ = rule.update(point, g, None, t)
             back = torch.autograd.grad([nxt[key] for key in point], params + list(point.values()),
                                        grad_outputs=adjoint, allow_unused=True)
             total = [a + b for a, b in zip(total, _zeros_for_none(back[:len(params)], params))]
@@ -288,11 +268,7 @@ def relative_error(estimate: dict, truth: dict) -> float:
 
 def mirror_descent_quadratics(mirror: DiagonalMirrorMap, problems: DiagonalQuadratics, lr: float, steps: int):
     """θ_{t+1} = θ_t − η M⁻¹∇f(θ_t) for ``steps`` steps (no graph); returns θ_T."""
-    m = mirror.m.detach()
-    theta = problems.theta1.clone()
-    for _ in range(steps):
-        theta = theta - lr * problems.grad(theta) / m
-    return theta
+    return unroll(DiagonalMirrorDescent(mirror, lr), problems, steps).params["theta"].detach()
 
 
 def forward_mode_hypergradient(mirror: DiagonalMirrorMap, problems: DiagonalQuadratics, lr: float, steps: int,
@@ -300,14 +276,15 @@ def forward_mode_hypergradient(mirror: DiagonalMirrorMap, problems: DiagonalQuad
     """(E, dE/d log m, θ_T): Eq. 49-53 for diagonal M on quadratics, exact for the unrolled trajectory."""
     m = mirror.m.detach()
     n, d = problems.theta1.shape
-    theta = problems.theta1.clone()
-    Z = torch.zeros(n, d, d, dtype=theta.dtype)  # ∂θ_t/∂m, one d×d Jacobian per problem
+    jacobian = {"Z": torch.zeros(n, d, d, dtype=problems.theta1.dtype)}  # ∂θ_t/∂m, one d×d Jacobian per problem
     hessian = 2 * problems.q  # diagonal of ∂²f/∂θ²
-    for _ in range(steps):
-        g = problems.grad(theta)
+
+    def carry(t, theta_t, grads, theta_next):  # Eq. 53 along the trajectory, from step t's gradient
         A = 1.0 - lr * hessian / m  # Eq. 51, diagonal: I − ηM⁻¹H
-        Z = A[:, :, None] * Z + torch.diag_embed(lr * g / m**2)  # Eq. 53 with Eq. 52 corrected (no factor 2)
-        theta = theta - lr * g / m
+        jacobian["Z"] = A[:, :, None] * jacobian["Z"] + torch.diag_embed(lr * grads["theta"] / m**2)  # Eq. 52 fixed
+
+    theta = unroll(DiagonalMirrorDescent(mirror, lr), problems, steps, hook=carry).params["theta"].detach()
+    Z = jacobian["Z"]
     log_m = mirror.log_m
     theta_T = theta.requires_grad_()
     objective = mirror.meta_objective(theta_T, problems.theta1, k, gamma)

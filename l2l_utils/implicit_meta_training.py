@@ -17,10 +17,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from .hypergradients import ESTIMATORS, inner_loop, mirror_hypergradient
+from .hypergradients import (ESTIMATORS, forward_mode_hypergradient, mirror_descent_quadratics, mirror_hypergradient,
+                             objective_on)
+from .meta_train import Estimate, meta_train
 from .results import Checkpointer
+from .tasks import DiagonalQuadratics
 
 
 @dataclass(frozen=True)
@@ -41,16 +43,7 @@ class MetaMDConfig:
 
 def validation_objective(mirror, problems: list, states: list, cfg: MetaMDConfig) -> float:
     """Mean E over fixed validation problems, each replayed from its stored minibatch-stream state."""
-    values = []
-    for problem, state in zip(problems, states):
-        if state is not None:
-            problem.generator.set_state(state)
-        theta_T, _, diverged, _ = inner_loop(mirror, problem, cfg.inner_steps, cfg.inner_lr)
-        if diverged:
-            return float("nan")
-        with torch.no_grad():
-            values.append(float(mirror.meta_objective(theta_T, problem.params0, cfg.k_lambda, cfg.gamma)))
-    return float(np.mean(values)) if values else float("nan")
+    return objective_on(mirror, problems, states, cfg.inner_steps, cfg.inner_lr, cfg.k_lambda, cfg.gamma)
 
 
 def fixed_problems(tasks: list, per_task: int, runs: int, seed: int) -> tuple[list, list]:
@@ -60,37 +53,22 @@ def fixed_problems(tasks: list, per_task: int, runs: int, seed: int) -> tuple[li
     return problems, [None if getattr(p, "generator", None) is None else p.generator.get_state() for p in problems]
 
 
-def meta_train_mirror(mirror, tasks: list, cfg: MetaMDConfig, checkpointer: Checkpointer | None = None,
-                      progress: bool = True, val_tasks: int = 1) -> pd.DataFrame:
-    """Algorithm 1 in place on ``mirror``; one history row per meta-iteration, with E on ``val_tasks`` fixed
-    problems per meta-train task before the first update (meta_step 0) and after every update."""
-    if cfg.estimator not in ESTIMATORS:
-        raise ValueError(f"estimator={cfg.estimator!r}; allowed values are {list(ESTIMATORS)}")
-    optimizer = torch.optim.Adam(mirror.parameters(), lr=cfg.meta_lr)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    val_problems, val_states = fixed_problems(tasks, val_tasks, cfg.runs_per_task, cfg.seed + 7_919)
+class MirrorHypergradients:
+    """The estimator of Algorithm 1, lines 5-9: k meta-train tasks per unit, fresh base models trained with the
+    current M for T steps, dE/dM by ``cfg.estimator`` averaged over the tasks that gave one (a diverged or
+    non-finite task is skipped and counted), its norm optionally clipped to ``cfg.clip_norm``."""
 
-    def snapshot(step, **row):
-        with torch.no_grad():
-            return {"meta_step": step, **row, "val_meta_objective": validation_objective(mirror, val_problems,
-                                                                                         val_states, cfg),
-                    "frobenius_M_minus_I": float(mirror.frobenius_distance()),
-                    "lambda": float(mirror.strong_convexity()), "lambda_max": float(mirror.largest_eigenvalue())}
+    def __init__(self, tasks: list, cfg: MetaMDConfig):
+        self.tasks, self.cfg = tasks, cfg
 
-    history, start = [], 0
-    saved = checkpointer.restore_training(asdict(cfg), mirror, optimizer, generator) if checkpointer else None
-    if saved is not None:
-        history, start = saved["history"], saved["step"]
-    else:
-        history.append(snapshot(0, meta_objective=np.nan, final_inner_loss=np.nan, skipped_tasks=0))
-    k = min(cfg.tasks_per_step, len(tasks))
-    for step in tqdm(range(start, cfg.meta_steps), desc="MetaMD meta-training", disable=not progress,
-                     initial=start, total=cfg.meta_steps):
-        chosen = torch.randperm(len(tasks), generator=generator)[:k].tolist()
+    def step(self, mirror, generator, remaining) -> Estimate:
+        cfg = self.cfg
+        k = min(cfg.tasks_per_step, len(self.tasks))
+        chosen = torch.randperm(len(self.tasks), generator=generator)[:k].tolist()
         total = {name: torch.zeros_like(p) for name, p in mirror.named_parameters()}
         objectives, finals, skipped = [], [], 0
         for index in chosen:
-            problem = tasks[index].sample(cfg.runs_per_task, generator)
+            problem = self.tasks[index].sample(cfg.runs_per_task, generator)
             result = mirror_hypergradient(cfg.estimator, mirror, problem, cfg.inner_steps, cfg.inner_lr,
                                           cfg.k_lambda, cfg.gamma, cfg.neumann_terms)
             if result.diverged or not (torch.isfinite(result.objective)
@@ -101,22 +79,46 @@ def meta_train_mirror(mirror, tasks: list, cfg: MetaMDConfig, checkpointer: Chec
                 total[name] += result.grads[name]
             objectives.append(float(result.objective))
             finals.append(float(np.mean(result.losses[-1])))
-        if objectives:  # line 8 averages over the tasks that gave a hypergradient; line 10: M = update(M, H)
-            optimizer.zero_grad(set_to_none=True)
-            scale = 1.0 / len(objectives)
-            norm = float(torch.sqrt(sum((g * scale).pow(2).sum() for g in total.values())))
-            if cfg.clip_norm is not None and norm > cfg.clip_norm:
-                scale *= cfg.clip_norm / norm
-            for name, p in mirror.named_parameters():
-                p.grad = total[name] * scale
-            optimizer.step()
+        info = {"final_inner_loss": float(np.mean(finals)) if finals else np.nan, "skipped_tasks": skipped}
+        if not objectives:
+            return Estimate(np.nan, failed=True, info=info)
+        scale = 1.0 / len(objectives)  # line 8 averages over the tasks that gave a hypergradient
+        norm = float(torch.sqrt(sum((g * scale).pow(2).sum() for g in total.values())))
+        if cfg.clip_norm is not None and norm > cfg.clip_norm:
+            scale *= cfg.clip_norm / norm
+        for name, p in mirror.named_parameters():
+            p.grad = total[name] * scale
+        return Estimate(float(np.mean(objectives)), info=info)
+
+    def summary(self, estimates) -> dict:
+        if not estimates:
+            return {"meta_objective": np.nan, "final_inner_loss": np.nan, "skipped_tasks": 0}
+        last = estimates[-1]
+        return {"meta_objective": last.value, **last.info}
+
+
+def meta_train_mirror(mirror, tasks: list, cfg: MetaMDConfig, checkpointer: Checkpointer | None = None,
+                      progress: bool = True, val_tasks: int = 1) -> pd.DataFrame:
+    """Algorithm 1 in place on ``mirror`` with the shared driver; one history row per meta-iteration, with E on
+    ``val_tasks`` fixed problems per meta-train task before the first update (meta_step 0) and after every update."""
+    if cfg.estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={cfg.estimator!r}; allowed values are {list(ESTIMATORS)}")
+    val_problems, val_states = fixed_problems(tasks, val_tasks, cfg.runs_per_task, cfg.seed + 7_919)
+
+    def validate(model):
         # A = aaᵀ + I and B = bbᵀ + I make every block positive definite (λ ≥ 1) whatever the factors are
-        assert float(mirror.strong_convexity()) >= 1.0 - 1e-6, "M lost positive definiteness"
-        history.append(snapshot(step + 1, meta_objective=float(np.mean(objectives)) if objectives else np.nan,
-                                final_inner_loss=float(np.mean(finals)) if finals else np.nan, skipped_tasks=skipped))
-        if checkpointer is not None:
-            checkpointer.save_training(asdict(cfg), mirror, optimizer, generator, step=step + 1, history=history)
-    return pd.DataFrame(history)
+        assert float(model.strong_convexity()) >= 1.0 - 1e-6, "M lost positive definiteness"
+        with torch.no_grad():
+            return {"val_meta_objective": validation_objective(model, val_problems, val_states, cfg),
+                    "frobenius_M_minus_I": float(model.frobenius_distance()),
+                    "lambda": float(model.strong_convexity()), "lambda_max": float(model.largest_eigenvalue())}
+
+    result = meta_train(mirror, MirrorHypergradients(tasks, cfg), validate, cfg.meta_steps, 1, cfg.meta_lr, cfg.seed,
+                        asdict(cfg), checkpointer, progress, select_best=False, validate_at_start=True,
+                        desc="MetaMD meta-training")
+    return result.history.rename(columns={"done": "meta_step"})[
+        ["meta_step", "meta_objective", "final_inner_loss", "skipped_tasks", "val_meta_objective",
+         "frobenius_M_minus_I", "lambda", "lambda_max"]]
 
 
 @dataclass(frozen=True)
@@ -134,34 +136,44 @@ class QuadraticMetaConfig:
     seed: int = 0
 
 
-def meta_train_diagonal(mirror, family, cfg: QuadraticMetaConfig, progress: bool = True) -> pd.DataFrame:
-    """Adam on log m with dE/d log m from :func:`forward_mode_hypergradient` (App. A.6)."""
-    from .hypergradients import forward_mode_hypergradient, mirror_descent_quadratics
-    from .tasks import DiagonalQuadratics
+class ForwardModeQuadratics:
+    """The estimator of App. A.6 for a diagonal M on the 2-D quadratics: ``tasks_per_step`` problems, dE/d log m by
+    forward mode through the T inner steps. Problems on which the current M diverges stay in the objective (their
+    growth is what pushes M back up); a non-finite one is left out and counted. The meta-gradient's norm is clipped
+    (ours): a diverging problem makes it huge, and one such outlier would swamp Adam's second moment and freeze M."""
 
-    optimizer = torch.optim.Adam(mirror.parameters(), lr=cfg.meta_lr)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    rows = []
-    for step in tqdm(range(cfg.meta_steps), desc="MetaMD (quadratics)", disable=not progress):
-        problems = family.sample(cfg.tasks_per_step, generator)
-        # problems on which the current M diverges (an unstable step) stay in the objective: their growth is
-        # what pushes M back up; a non-finite one is left out and counted
+    def __init__(self, family, cfg: QuadraticMetaConfig):
+        self.family, self.cfg = family, cfg
+
+    def step(self, mirror, generator, remaining) -> Estimate:
+        cfg = self.cfg
+        problems = self.family.sample(cfg.tasks_per_step, generator)
         theta_T = mirror_descent_quadratics(mirror, problems, cfg.inner_lr, cfg.inner_steps)
         finite_tasks = torch.isfinite(problems.gap(theta_T))
         stable = finite_tasks & (problems.gap(theta_T) <= problems.gap(problems.theta1))
-        objective, finite = float("nan"), False
-        if finite_tasks.any():
-            keep = DiagonalQuadratics(problems.q[finite_tasks], problems.b[finite_tasks], problems.theta1[finite_tasks])
-            value, grad, _ = forward_mode_hypergradient(mirror, keep, cfg.inner_lr, cfg.inner_steps, cfg.k_lambda,
-                                                        cfg.gamma)
-            objective, finite = float(value), bool(torch.isfinite(value) and torch.isfinite(grad).all())
-        if finite:
-            optimizer.zero_grad(set_to_none=True)
-            # a diverging problem makes the hypergradient huge; clipping its norm (ours) keeps Adam's second
-            # moment from being swamped by one outlier, which would freeze M
-            mirror.log_m.grad = grad.to(mirror.log_m.dtype) * min(1.0, cfg.clip_norm / float(grad.norm()))
-            optimizer.step()
-        rows.append({"meta_step": step + 1, "meta_objective": objective, "skipped": not finite,
-                     "diverged_tasks": int((~stable).sum()),
-                     **{f"m{i}": float(v) for i, v in enumerate(mirror.m.detach())}})
-    return pd.DataFrame(rows)
+        info = {"diverged_tasks": int((~stable).sum())}
+        if not finite_tasks.any():
+            return Estimate(float("nan"), failed=True, info=info)
+        keep = DiagonalQuadratics(problems.q[finite_tasks], problems.b[finite_tasks], problems.theta1[finite_tasks])
+        value, grad, _ = forward_mode_hypergradient(mirror, keep, cfg.inner_lr, cfg.inner_steps, cfg.k_lambda,
+                                                    cfg.gamma)
+        if not (torch.isfinite(value) and torch.isfinite(grad).all()):
+            return Estimate(float(value), failed=True, info=info)
+        mirror.log_m.grad = grad.to(mirror.log_m.dtype) * min(1.0, cfg.clip_norm / float(grad.norm()))
+        return Estimate(float(value), info=info)
+
+    def summary(self, estimates) -> dict:
+        last = estimates[-1]
+        return {"meta_objective": last.value, "skipped": last.failed, **last.info}
+
+
+def meta_train_diagonal(mirror, family, cfg: QuadraticMetaConfig, progress: bool = True) -> pd.DataFrame:
+    """Adam on log m with dE/d log m from :func:`forward_mode_hypergradient` (App. A.6), by the shared driver."""
+    def validate(model):
+        return {f"m{i}": float(v) for i, v in enumerate(model.m.detach())}
+
+    result = meta_train(mirror, ForwardModeQuadratics(family, cfg), validate, cfg.meta_steps, 1, cfg.meta_lr, cfg.seed,
+                        asdict(cfg), progress=progress, select_best=False, desc="MetaMD (quadratics)")
+    history = result.history.drop(columns="skipped").rename(columns={"done": "meta_step"})
+    history.insert(2, "skipped", result.history["skipped"].astype(bool))
+    return history[["meta_step", "meta_objective", "skipped", "diverged_tasks", "m0", "m1"]]

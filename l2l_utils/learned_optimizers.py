@@ -1,9 +1,10 @@
-"""Learned update rules that map (gradient, state) to (update, state).
+"""Learned update rules θ ← θ + u, (u, state) = m(∇, state) (:class:`l2l_utils.update_rules.AdditiveRule`).
 
 ``CoordinatewiseLSTM`` is the LSTM optimizer of Andrychowicz et al. 2016 (§2.1, Fig. 3): a
 two-layer LSTM with 20 hidden units per layer whose weights are shared by every coordinate of the
 optimizee while each coordinate keeps its own hidden state. ``LSTMOptimizer`` applies one such
 network per parameter group (one group in §3.1-3.2; conv and fully connected groups in §3.3).
+``PerParameterLearningRates`` is Meta-SGD's rule (the MetaMD paper's baseline).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Mapping
 
 import torch
 from torch import nn
+
+from .update_rules import AdditiveRule
 
 State = dict  # group name -> list of (h, c) per LSTM layer
 
@@ -71,7 +74,7 @@ class CoordinatewiseLSTM(nn.Module):
         return self.head(x).squeeze(-1) * self.output_scale, new_state
 
 
-class LSTMOptimizer(nn.Module):
+class LSTMOptimizer(AdditiveRule):
     """One ``CoordinatewiseLSTM`` per parameter group; updates dicts of (batched) parameters.
 
     ``groups`` maps each optimizee parameter name to a group name (e.g. ``"conv"``/``"fc"`` in §3.3);
@@ -121,7 +124,7 @@ def detach_state(state: State) -> State:
     return {g: [(h.detach(), c.detach()) for h, c in layers] for g, layers in state.items()}
 
 
-class PerParameterLearningRates(nn.Module):
+class PerParameterLearningRates(AdditiveRule):
     """Meta-SGD's update rule (Li et al. 2017), the MetaMD paper's Meta-SGD baseline: θ ← θ − α ⊙ ∇L with a
     learned learning rate α for every parameter (initialised to ``init_lr``); no initialisation is learned."""
 

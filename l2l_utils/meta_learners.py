@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from .learned_optimizers import preprocess_gradient
+from .unroll import unroll
+from .update_rules import UpdateRule
 
 
 def _flat(tensors: Mapping[str, torch.Tensor], num_tasks: int) -> torch.Tensor:
@@ -56,18 +58,31 @@ class _ClampGradient(torch.autograd.Function):
         return grad.clamp(-ctx.bound, ctx.bound), None
 
 
-class EpisodicMetaLearner(nn.Module):
-    """Θ: the learned initialisation θ plus the update rule's own parameters (none for MAML)."""
+class SupportSets:
+    """The inner problem of J tasks for :func:`~l2l_utils.unroll.unroll`: θ_j^(0) and the support losses."""
+
+    def __init__(self, learner, support_x, support_y, params0: dict):
+        self.learner, self.x, self.y, self.params0 = learner, support_x, support_y, params0
+
+    def loss(self, params):
+        return self.learner.loss(params, self.x, self.y)
+
+
+class EpisodicMetaLearner(nn.Module, UpdateRule):
+    """Θ: the learned initialisation θ plus the update rule's own parameters (none for MAML). An update rule of
+    the shared interface (:mod:`l2l_utils.update_rules`)."""
+
+    differentiable = True
 
     def __init__(self, init_params: Mapping[str, torch.Tensor], inner_clamp: float | None = None):
         super().__init__()
         self.param_names = list(init_params)
-        self.init = nn.ParameterList(nn.Parameter(v.detach().clone()) for v in init_params.values())
+        self.initialisation = nn.ParameterList(nn.Parameter(v.detach().clone()) for v in init_params.values())
         self.inner_clamp = inner_clamp
 
     @property
     def num_base_params(self) -> int:
-        return sum(p.numel() for p in self.init)
+        return sum(p.numel() for p in self.initialisation)
 
     def initial(self, num_tasks: int, outer_clamp: float | None = None) -> dict:
         """θ_j^(0) = θ for every task j (Algorithm 1, line 6).
@@ -77,43 +92,35 @@ class EpisodicMetaLearner(nn.Module):
         backward pass). Task j's query loss depends on θ only through θ_j^(0), so the gradient reaching θ_j^(0) is
         exactly that task's gradient of θ.
         """
-        params = {k: p.expand(num_tasks, *p.shape) for k, p in zip(self.param_names, self.init)}
+        params = {k: p.expand(num_tasks, *p.shape) for k, p in zip(self.param_names, self.initialisation)}
         if outer_clamp is not None:
             params = {k: _ClampGradient.apply(v, outer_clamp) for k, v in params.items()}
         return params
 
-    def begin(self, params: dict):
+    def init(self, params: dict, context=None):
         """Per-task state of the update rule before the first step."""
         return None
 
-    def update(self, params: dict, grads: dict, loss: torch.Tensor, state, t: int):
+    def update(self, params: dict, grads: dict, state, t: int, context=None):
+        """The shared update-rule interface: support gradients clamped elementwise to ±``inner_clamp`` when set
+        (the authors' code for T > 1: MAML before its step, TURTLE before g_φ and the moving average), then
+        :meth:`step` with the task losses from ``context``."""
+        if self.inner_clamp is not None:
+            grads = {k: g.clamp(-self.inner_clamp, self.inner_clamp) for k, g in grads.items()}
+        return self.step(params, grads, context.loss, state, t)
+
+    def step(self, params: dict, grads: dict, loss: torch.Tensor, state, t: int):
+        """The method's own update equation."""
         raise NotImplementedError
 
     def adapt(self, learner, support_x, support_y, steps: int, second_order: bool = True,
               differentiable: bool = True, outer_clamp: float | None = None) -> dict:
-        """θ_j^(T) after ``steps`` updates on the support sets (Algorithm 1, lines 6-9).
-
-        ``differentiable=False`` (evaluation) cuts the graph after every step to save memory. With
-        ``self.inner_clamp`` set, the support gradients are clamped elementwise to ±inner_clamp before the update
-        rule sees them (authors' code for T > 1: MAML before the step, TURTLE before g_φ and the moving average).
-        ``outer_clamp``: see :meth:`initial`.
-        """
-        params = self.initial(len(support_x), outer_clamp if differentiable else None)
-        state = self.begin(params)
-        for t in range(steps):
-            loss = learner.loss(params, support_x, support_y)
-            grads = torch.autograd.grad(loss.sum(), list(params.values()),
-                                        create_graph=second_order and differentiable, retain_graph=True)
-            if self.inner_clamp is not None:
-                grads = [g.clamp(-self.inner_clamp, self.inner_clamp) for g in grads]
-            grads = dict(zip(params, grads))
-            if not second_order:
-                loss = loss.detach()
-            params, state = self.update(params, grads, loss, state, t)
-            if not differentiable:
-                params = {k: v.detach().requires_grad_() for k, v in params.items()}
-                state = None if state is None else tuple(s.detach() for s in state)
-        return params
+        """θ_j^(T) after ``steps`` updates on the support sets (Algorithm 1, lines 6-9), by the one unroller;
+        ``differentiable=False`` (evaluation) keeps no graph. ``outer_clamp``: see :meth:`initial`."""
+        problem = SupportSets(learner, support_x, support_y, self.initial(len(support_x),
+                                                                          outer_clamp if differentiable else None))
+        order = ("second" if second_order else "first") if differentiable else "none"
+        return unroll(self, problem, steps, order=order, evaluate_last=False).params
 
 
 class MAML(EpisodicMetaLearner):
@@ -123,7 +130,7 @@ class MAML(EpisodicMetaLearner):
         super().__init__(init_params, inner_clamp)
         self.inner_lr = inner_lr
 
-    def update(self, params, grads, loss, state, t):
+    def step(self, params, grads, loss, state, t):
         return {k: params[k] - self.inner_lr * grads[k] for k in params}, state
 
 
@@ -159,10 +166,10 @@ class MetaLearnerLSTM(EpisodicMetaLearner):
         self.b_f = nn.Parameter(torch.empty(1).uniform_(4.0, 6.0))
         self.b_i = nn.Parameter(torch.empty(1).uniform_(-5.0, -4.0))
 
-    def begin(self, params):
+    def init(self, params, context=None):
         num_tasks = next(iter(params.values())).shape[0]
         coords = num_tasks * self.num_base_params
-        some = self.init[0]
+        some = self.initialisation[0]
         zeros = lambda *shape: torch.zeros(*shape, device=some.device, dtype=some.dtype)  # noqa: E731
         return zeros(coords, self.hidden), zeros(coords, self.hidden), zeros(coords), zeros(coords)
 
@@ -188,7 +195,7 @@ class MetaLearnerLSTM(EpisodicMetaLearner):
         fed_back = (f_pre, i_pre) if self.gate_feedback == "pre-sigmoid" else (f, i)
         return f, i, fed_back, (h, c)
 
-    def update(self, params, grads, loss, state, t):
+    def step(self, params, grads, loss, state, t):
         num_tasks = loss.shape[0]
         f, i, (f_back, i_back), (h, c) = self.gates(params, grads, loss, state)
         theta = _flat(params, num_tasks).reshape(-1)
@@ -250,7 +257,7 @@ class Turtle(EpisodicMetaLearner):
         else:
             self.register_buffer("rates", rates)
 
-    def update(self, params, grads, loss, state, t):
+    def step(self, params, grads, loss, state, t):
         num_tasks = loss.shape[0]
         grad = _flat(grads, num_tasks)
         average = grad if state is None else self.beta * state[0] + (1.0 - self.beta) * grad  # Eq. 6

@@ -3,8 +3,9 @@
 Every optimiser trains freshly initialised networks on the held-out dataset's training split; its
 hyperparameters (learning rate, weight decay) come from a grid search on validation accuracy (a held-out
 part of the training split); then ``trials`` runs give the training-loss curves and the test accuracy.
-Hand-designed optimisers come from ``torch.optim``; learned ones are update rules (grads, state) ->
-(updates, state). Weight decay is the L2 penalty ½·wd·‖θ‖² added to every optimiser's training loss.
+Every optimiser is an update rule of :mod:`l2l_utils.update_rules` (hand-designed ones from ``torch.optim`` through
+:func:`l2l_utils.baselines.baseline_rule`), run by the shared unroller. Weight decay is the L2 penalty ½·wd·‖θ‖² added
+to every optimiser's training loss.
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ import pandas as pd
 import torch
 from scipy.integrate import trapezoid
 
-from .baselines import make_baseline
-from .data import ImageData
-from .rollout import Monitor, Trajectory, run_learned, run_torch_optimizer
+from .datasets import ImageData
 from .tasks import RegularisedProblem
-
-Runner = Callable[..., Trajectory]  # (problem, steps, monitor=None) -> trajectory with final params
+from .unroll import Monitor, Unrolled, unroll
 
 
 def split_data(data: ImageData, fraction: float, seed: int = 0) -> tuple[ImageData, ImageData]:
@@ -38,30 +36,21 @@ def split_data(data: ImageData, fraction: float, seed: int = 0) -> tuple[ImageDa
     return part(order[:cut]), part(order[cut:])
 
 
-def torch_runner(name: str, lr: float) -> Runner:
-    return lambda problem, steps, monitor=None: run_torch_optimizer(make_baseline(name, lr), problem, steps,
-                                                                    monitor=monitor)
-
-
-def learned_runner(update_rule) -> Runner:
-    return lambda problem, steps, monitor=None: run_learned(update_rule, problem, steps, monitor=monitor)
-
-
-def train_runs(runner: Runner, task, steps: int, runs: int, seed: int, weight_decay: float = 0.0,
-               monitor: Monitor | None = None) -> Trajectory:
+def train_runs(rule, task, steps: int, runs: int, seed: int, weight_decay: float = 0.0,
+               monitor: Monitor | None = None) -> Unrolled:
     """``runs`` freshly initialised networks trained together (one batch) for ``steps`` steps."""
     problem = task.sample(runs, torch.Generator().manual_seed(seed))
     if weight_decay:
         problem = RegularisedProblem(problem, weight_decay)
-    return runner(problem, steps, monitor)
+    return unroll(rule, problem, steps, monitor=monitor)
 
 
-def grid_search(make_runner: Callable[[float], Runner], learning_rates: Sequence[float | None],
+def grid_search(make_rule: Callable[[float], object], learning_rates: Sequence[float | None],
                 weight_decays: Sequence[float], task, val_data, steps: int, seed: int) -> tuple[dict, pd.DataFrame]:
     """Best (lr, weight_decay) by validation accuracy of one run per setting (App. A.7); a diverged run scores 0."""
     rows = []
     for lr, wd in itertools.product(learning_rates, weight_decays):
-        trajectory = train_runs(make_runner(lr), task, steps, 1, seed, wd)
+        trajectory = train_runs(make_rule(lr), task, steps, 1, seed, wd)
         accuracy = float(task.accuracy(trajectory.params, val_data)[0]) if not trajectory.diverged[0] else 0.0
         rows.append({"lr": lr, "weight_decay": wd, "val_accuracy": accuracy,
                      "final_train_loss": float(trajectory.final[0])})
@@ -70,7 +59,7 @@ def grid_search(make_runner: Callable[[float], Runner], learning_rates: Sequence
     return {"lr": best["lr"], "weight_decay": float(best["weight_decay"])}, table
 
 
-def evaluate_runner(runner: Runner, task, test_data, steps: int, trials: int, seed: int, weight_decay: float = 0.0,
+def evaluate_rule(rule, task, test_data, steps: int, trials: int, seed: int, weight_decay: float = 0.0,
                     accuracy_every: int | None = None, train_data=None, **labels) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(curves: one row per trial × step with the training loss, scores: one row per trial with test accuracy).
 
@@ -86,7 +75,7 @@ def evaluate_runner(runner: Runner, task, test_data, steps: int, trials: int, se
 
     if accuracy_every is not None and (accuracy_every < 1 or train_data is None):
         raise ValueError("accuracy curves need accuracy_every >= 1 and train_data")
-    trajectory = train_runs(runner, task, steps, trials, seed, weight_decay, monitor if accuracy_every else None)
+    trajectory = train_runs(rule, task, steps, trials, seed, weight_decay, monitor if accuracy_every else None)
     losses = trajectory.losses
     curves = pd.DataFrame({"trial": np.tile(np.arange(trials), losses.shape[0]),
                            "step": np.repeat(np.arange(losses.shape[0]), trials), "loss": losses.reshape(-1)})

@@ -23,6 +23,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .update_rules import AdditiveRule
+
 
 def layer_blocks(named_shapes: Mapping[str, torch.Size]) -> dict[str, list[str]]:
     """Group parameter names by layer (``"conv1.weight"``, ``"conv1.bias"`` -> ``"conv1"``)."""
@@ -167,7 +169,8 @@ class KroneckerMirrorMap(nn.Module):
 
 
 class DiagonalMirrorMap(nn.Module):
-    """M = diag(m), m = exp(s) > 0: the diagonal special case of the 2-D quadratics (§5.1, App. A.6)."""
+    """M = diag(m), m = exp(s) > 0: the diagonal special case of the 2-D quadratics (§5.1, App. A.6); the parameter
+    vector is ``{"theta": (runs, d)}``."""
 
     def __init__(self, dim: int = 2, init: float = 1.0):
         super().__init__()
@@ -176,6 +179,10 @@ class DiagonalMirrorMap(nn.Module):
     @property
     def m(self) -> torch.Tensor:
         return self.log_m.exp()
+
+    def precondition(self, grads):
+        """M⁻¹∇ = ∇ / m."""
+        return {k: g / self.m for k, g in grads.items()}
 
     def bregman(self, theta: torch.Tensor, theta1: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((theta - theta1) ** 2 * self.m).sum(-1)
@@ -190,15 +197,19 @@ class DiagonalMirrorMap(nn.Module):
         return self.bregman(theta_T, theta1).mean() + k / self.strong_convexity() + gamma * self.frobenius_distance()
 
 
-class MirrorDescentOptimizer(nn.Module):
-    """A (learned) mirror map as an update rule (grads, state) -> (−η M⁻¹∇L, state), e.g. for ``run_learned``."""
+class MirrorDescentOptimizer(AdditiveRule):
+    """Mirror descent with a (learned) mirror map as an update rule: θ ← θ − η M⁻¹∇L (App. A.2)."""
 
-    def __init__(self, mirror: KroneckerMirrorMap, lr: float):
+    def __init__(self, mirror, lr: float):
         super().__init__()
         self.mirror, self.lr = mirror, lr
 
-    def initial_state(self, params, groups=None) -> dict:
-        return {}
-
     def forward(self, grads, state, groups=None):
         return {k: -self.lr * v for k, v in self.mirror.precondition(grads).items()}, state
+
+
+class DiagonalMirrorDescent(MirrorDescentOptimizer):
+    """θ ← θ − η g / m for a diagonal M = diag(m) (the 2-D quadratics of §5.1, App. A.6)."""
+
+    def forward(self, grads, state, groups=None):
+        return {k: -(self.lr * g) / self.mirror.m for k, g in grads.items()}, state

@@ -1,8 +1,9 @@
-"""The opening of every notebook (DESIGN.md, "Profiles"): validate every parameter before any compute, seed, pick
+"""The opening of every notebook: validate every parameter (profile, overrides, seed, device) before any compute, seed, pick
 the device and folders, and start the claims table."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ def _inline_figures() -> None:
 def start_notebook(paper: str, title: str, profile, seed, device, results_dir, figures_dir, overrides,
                    check: Callable[[Profile], None] | None = None) -> NotebookRun:
     """Resolve ``profile`` + ``overrides`` for ``paper`` (``check`` adds the paper's own cross-parameter rules);
-    results go to ``runs/<profile>/results/<paper>`` and figures to ``figures/<paper>`` unless given. A bad value
+    results go to ``runs/<profile>/results/<paper>`` and figures to ``figures/<paper>`` (``$L2L_FIGURES_DIR/<paper>``
+    when that is set: the notebook tests draw there, never over the committed figures) unless given. A bad value
     raises :class:`ParameterError` naming it, before anything is computed or written."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
@@ -55,7 +57,8 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
     track_profile(cfg)  # cached results are keyed by the profile fields they read (l2l_utils.results)
     root = project_root()
     results_dir = Path(results_dir) if results_dir else root / "runs" / profile / "results" / paper
-    figures_dir = Path(figures_dir) if figures_dir else root / "figures" / paper
+    figures_root = Path(os.environ["L2L_FIGURES_DIR"]) if os.environ.get("L2L_FIGURES_DIR") else root / "figures"
+    figures_dir = Path(figures_dir) if figures_dir else figures_root / paper
     # the claims table says when sizes were overridden, so a changed profile is never reported as the paper's
     overridden = sorted(parse_overrides(overrides))
     claims = ClaimsTable(title, f"{profile} (overridden: {', '.join(overridden)})" if overridden else profile)

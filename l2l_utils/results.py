@@ -61,17 +61,20 @@ def config_key(config: dict) -> str:
 
 
 # modules that compute nothing a result depends on (presentation, plumbing): editing them keeps the caches
-PRESENTATION_MODULES = frozenset({"__init__.py", "batch.py", "claims.py", "data_files.py", "notebook_setup.py",
-                                  "plotting.py", "profiles.py", "results.py", "verdicts.py"})
+PRESENTATION_MODULES = frozenset({"__init__.py", "batch.py", "claims.py", "datasets/files.py", "notebook_setup.py",
+                                  "plotting.py", "results.py", "verdicts.py"})
 
 
 @functools.lru_cache(maxsize=None)
 def code_version() -> str:
-    """Hash of the package source that computations run (every module but :data:`PRESENTATION_MODULES`)."""
+    """Hash of the package source that computations run (every module, subpackages included, but
+    :data:`PRESENTATION_MODULES` and the profiles, whose values enter a key through the fields a result read)."""
+    root = Path(__file__).parent
     digest = hashlib.sha1()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        if path.name not in PRESENTATION_MODULES:
-            digest.update(path.name.encode())
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        if name not in PRESENTATION_MODULES and not name.startswith("profiles"):
+            digest.update(name.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

@@ -1,4 +1,4 @@
-"""Seeding, device choice and project paths (DESIGN.md, "experiment plumbing")."""
+"""Seeding, device choice and project paths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Optimizee families (DESIGN.md, "tasks").
+"""Problem families that sample optimizees (the networks themselves are in :mod:`l2l_utils.models`).
 
 A task samples *problems*. A problem holds the initial parameters of ``n`` optimizees as a dict of
 tensors with a leading optimizee dimension, and ``loss(params)`` returns one loss per optimizee.
@@ -14,28 +14,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
 
-from .data import DeviceDataset
-
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
-
-
-def loop_over_runs(fn):
-    """``vmap``'s contract (leading run/task dimension on every argument) by a Python loop.
-
-    Same numbers as ``vmap(fn)``; on a CPU it is faster for convolutions, which vmap turns into grouped
-    convolutions with a slow backward (``benchmarks/bench_turtle.py``).
-    """
-
-    def run(params, *tensors):
-        return torch.stack([fn({k: v[j] for k, v in params.items()}, *(t[j] for t in tensors))
-                            for j in range(tensors[0].shape[0])])
-
-    return run
-
+from .datasets import DeviceDataset
+from .models import FunctionalNetwork
 
 def gaussian_params(shapes: Mapping[str, torch.Size], n: int, std: float, generator: torch.Generator,
                     device=None) -> dict:
@@ -92,48 +74,6 @@ class QuadraticTask:
 
 
 # ------------------------------------------------------------------------------------------ §3.2-3.3
-def mlp(in_features: int, hidden: Sequence[int], num_classes: int, activation: str = "sigmoid") -> nn.Module:
-    """MLP optimizee of §3.2: ``hidden`` units per layer with the given non-linearity."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation={activation!r}; allowed values are {sorted(ACTIVATIONS)}")
-    layers, width = [], in_features
-    for units in hidden:
-        layers += [nn.Linear(width, units), ACTIVATIONS[activation]()]
-        width = units
-    layers.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*layers)
-
-
-class ConvNet(nn.Module):
-    """§3.3 optimizee: three conv layers with max pooling, an FC layer of 32 units, ReLU + batch norm.
-
-    The paper does not give channel counts or kernel sizes; 16 channels and 5x5 kernels follow the
-    authors' public code. Batch norm uses batch statistics only (no running averages), so every
-    step is a function of the parameters alone, as the functional optimizee interface needs.
-    """
-
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, channels=(16, 16, 16),
-                 kernel_size: int = 5, hidden: int = 32, image_size: int = 32):
-        super().__init__()
-        blocks, width, size = [], in_channels, image_size
-        for out in channels:
-            blocks += [nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2),
-                       nn.BatchNorm2d(out, track_running_stats=False), nn.ReLU(), nn.MaxPool2d(2)]
-            width, size = out, size // 2
-        self.conv = nn.Sequential(*blocks)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(width * size * size, hidden),
-                                nn.BatchNorm1d(hidden, track_running_stats=False), nn.ReLU(),
-                                nn.Linear(hidden, num_classes))
-
-    def forward(self, x):
-        return self.fc(self.conv(x))
-
-
-def conv_fc_groups(names) -> dict:
-    """Two-LSTM split of §3.3: parameters of the convolutional part vs the fully connected part."""
-    return {k: ("conv" if k.startswith("conv.") else "fc") for k in names}
-
-
 class ClassifierProblem:
     """Cross-entropy of ``n`` classifiers, each on its own random minibatch at every call."""
 
@@ -144,7 +84,7 @@ class ClassifierProblem:
     def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         n = next(iter(params.values())).shape[0]
         x, y = self.task.dataset.sample(self.task.batch_size, self.generator, num_batches=n)
-        return self.task.batched_loss(dict(params), x, y)
+        return self.task.network.loss(params, x, y)
 
 
 class RegularisedProblem:
@@ -178,22 +118,11 @@ class ClassifierTask:
         self.start_from_module = start_from_module  # θ0 = the module's own weights (fine-tuning, MetaMD A.14)
         self.shapes = {k: p.shape for k, p in self.module.named_parameters()}
         self.groups = group_fn(self.shapes) if group_fn else {k: "all" for k in self.shapes}
-
-        def single_loss(params, x, y):
-            return F.cross_entropy(functional_call(self.module, params, (x,)), y)
-
-        def single_accuracy(params, x, y):
-            return (functional_call(self.module, params, (x,)).argmax(-1) == y).float().mean()
-
-        self.batched_loss = vmap(single_loss) if vectorize else loop_over_runs(single_loss)
-        self._accuracy = vmap(single_accuracy, in_dims=(0, None, None))
+        self.network = FunctionalNetwork(self.module, "classification", vectorize)
 
     def accuracy(self, params: Mapping[str, torch.Tensor], data: DeviceDataset, chunk: int = 2000) -> torch.Tensor:
         """Accuracy of every run (leading dimension of ``params``) on all of ``data``."""
-        with torch.no_grad():
-            correct = sum(self._accuracy(dict(params), data.inputs[i:i + chunk], data.targets[i:i + chunk])
-                          * len(data.targets[i:i + chunk]) for i in range(0, len(data), chunk))
-        return correct / len(data)
+        return self.network.accuracy_on(params, data.inputs, data.targets, chunk)
 
     @property
     def num_params(self) -> int:
@@ -211,44 +140,6 @@ class ClassifierTask:
         # minibatches are drawn on the data's device by a generator seeded from the problem stream
         seed = int(torch.randint(2**62, (1,), generator=generator))
         return ClassifierProblem(self, params0, torch.Generator(device=device).manual_seed(seed))
-
-
-# ---------------------------------------------------------------------- Huisman et al. 2022, App. A
-def sine_network(hidden: Sequence[int] = (40, 40), zero_bias: bool = True) -> nn.Module:
-    """Sine-wave base learner of Finn et al. 2017 (Huisman et al. App. A): 1-40-40-1 with ReLU. The paper does not
-    say how it is initialised; ``zero_bias=True`` (the authors' code) keeps PyTorch's default weights and zeroes
-    every bias."""
-    net = mlp(1, list(hidden), 1, activation="relu")
-    if zero_bias:
-        for layer in net:
-            if isinstance(layer, nn.Linear):
-                nn.init.zeros_(layer.bias)
-    return net
-
-
-class Conv4(nn.Module):
-    """Few-shot base learner of Snell et al. 2017 / Chen et al. 2019 (Huisman et al. App. A): four
-    blocks of ``channels`` 3×3 convolutions (padding 1), batch norm, ReLU and 2×2 max pooling, then a
-    dense layer with one output per class. On 84×84×3 inputs the embedding has 64·5·5 = 1,600 features.
-
-    Batch norm uses the statistics of the batch it is given (no running averages), as in MAML, so a
-    task's forward pass is a function of the parameters and that task's images only.
-    """
-
-    def __init__(self, in_channels: int = 3, n_way: int = 5, image_size: int = 84, channels: int = 64,
-                 blocks: int = 4):
-        super().__init__()
-        layers, width, size = [], in_channels, image_size
-        for _ in range(blocks):
-            layers += [nn.Conv2d(width, channels, 3, padding=1),
-                       nn.BatchNorm2d(channels, track_running_stats=False), nn.ReLU(), nn.MaxPool2d(2)]
-            width, size = channels, size // 2
-        self.features = nn.Sequential(*layers, nn.Flatten())
-        self.feature_dim = channels * size * size
-        self.head = nn.Linear(self.feature_dim, n_way)
-
-    def forward(self, x):
-        return self.head(self.features(x))
 
 
 # ------------------------------------------------------------------------------ MetaMD, App. A.1
@@ -318,13 +209,19 @@ class LeastSquaresProblem:
 
 @dataclass
 class DiagonalQuadratics:
-    """f(θ) = θᵀQθ − bᵀθ with Q = diag(q) (MetaMD §5.1, App. A.1), n problems stacked: q, b, θ1 are (n, d)."""
+    """f(θ) = θᵀQθ − bᵀθ with Q = diag(q) (MetaMD §5.1, App. A.1), n problems stacked: q, b, θ1 are (n, d).
+    As a problem of :func:`~l2l_utils.unroll.unroll` its parameters are ``{"theta": θ}``."""
 
     q: torch.Tensor
     b: torch.Tensor
     theta1: torch.Tensor
 
-    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+    @property
+    def params0(self) -> dict:
+        return {"theta": self.theta1}
+
+    def loss(self, theta) -> torch.Tensor:
+        theta = theta["theta"] if isinstance(theta, Mapping) else theta
         return (self.q * theta**2).sum(-1) - (self.b * theta).sum(-1)
 
     def grad(self, theta: torch.Tensor) -> torch.Tensor:
@@ -338,7 +235,7 @@ class DiagonalQuadratics:
         """Problem ``i`` alone (tensors of shape (1, d))."""
         return DiagonalQuadratics(self.q[i:i + 1], self.b[i:i + 1], self.theta1[i:i + 1])
 
-    def gap(self, theta: torch.Tensor) -> torch.Tensor:
+    def gap(self, theta) -> torch.Tensor:
         """f(θ) − f(θ*), the sub-optimality used as stopping criterion."""
         return self.loss(theta) - self.loss(self.minimiser)
 

@@ -23,7 +23,9 @@ from torch import nn
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
-from .episodes import BaseLearner
+from .models import FunctionalNetwork
+from .unroll import unroll
+from .update_rules import TorchOptimizerRule
 
 KINDS = ("TrainFromScratch", "Finetuning", "Baseline++")
 
@@ -69,35 +71,48 @@ def embed(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return vmap(lambda images: functional_call(backbone, params, (images,)))(x)
 
 
+class SupportMinibatches:
+    """The test-time problem of the transfer baselines: minibatches of ``batch_size`` drawn from each task's support
+    set (tasks stacked along the leading dimension, one network per task)."""
+
+    def __init__(self, learner, params0: dict, support_x, support_y, batch_size: int, seed: int):
+        self.learner, self.params0, self.x, self.y = learner, params0, support_x, support_y
+        self.batch_size = batch_size
+        self.generator = torch.Generator(device=support_x.device).manual_seed(seed)
+        self.rows = torch.arange(support_y.shape[0], device=support_x.device)[:, None]
+
+    def loss(self, params):
+        index = torch.randint(self.y.shape[1], (self.y.shape[0], self.batch_size), generator=self.generator,
+                              device=self.x.device)
+        return self.learner.loss(params, self.x[self.rows, index], self.y[self.rows, index])
+
+
 def train_on_support(module: nn.Module, inits: list[dict], support_x, support_y, query_x, query_y, steps: int = 100,
                      batch_size: int = 4, eval_every: int = 25, lr: float = 1e-3, seed: int = 0) -> pd.DataFrame:
-    """Train one copy of ``module`` per task (initial values ``inits[j]``) on its support set with Adam;
-    keep the state with the best full-support-set accuracy at every ``eval_every`` steps; score the query."""
-    learner = BaseLearner(module, "classification")
-    params = {k: torch.stack([init[k] for init in inits]).clone().requires_grad_() for k in inits[0]}
-    optimizer = torch.optim.Adam(params.values(), lr=lr)
-    generator = torch.Generator(device=support_x.device).manual_seed(seed)
-    num_tasks, support = support_y.shape
-    rows = torch.arange(num_tasks, device=support_x.device)[:, None]
-    best = {k: v.detach().clone() for k, v in params.items()}
+    """Train one copy of ``module`` per task (initial values ``inits[j]``) on its support set with Adam (the shared
+    unroller); keep the state with the best full-support-set accuracy at every ``eval_every`` steps; score the
+    query set."""
+    learner = FunctionalNetwork(module, "classification")
+    params0 = {k: torch.stack([init[k] for init in inits]) for k in inits[0]}
+    best = {"params": {k: v.detach().clone() for k, v in params0.items()}}
     with torch.no_grad():
-        best_acc = learner.accuracy(best, support_x, support_y)
-    for step in range(1, steps + 1):
-        index = torch.randint(support, (num_tasks, batch_size), generator=generator, device=support_x.device)
-        loss = learner.loss(params, support_x[rows, index], support_y[rows, index]).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step % eval_every == 0:
+        best["accuracy"] = learner.accuracy(best["params"], support_x, support_y)
+
+    def keep_best(t, params):
+        if t > 0 and t % eval_every == 0:
             with torch.no_grad():
                 acc = learner.accuracy(params, support_x, support_y)
-                better = acc > best_acc
-                for k in best:
-                    mask = better.view(-1, *([1] * (best[k].dim() - 1)))
-                    best[k] = torch.where(mask, params[k].detach(), best[k])
-                best_acc = torch.where(better, acc, best_acc)
+                better = acc > best["accuracy"]
+                for k in best["params"]:
+                    mask = better.view(-1, *([1] * (best["params"][k].dim() - 1)))
+                    best["params"][k] = torch.where(mask, params[k], best["params"][k])
+                best["accuracy"] = torch.where(better, acc, best["accuracy"])
+
+    problem = SupportMinibatches(learner, params0, support_x, support_y, batch_size, seed)
+    unroll(TorchOptimizerRule(lambda p: torch.optim.Adam(p, lr=lr)), problem, steps, monitor=keep_best,
+           evaluate_last=False)
     with torch.no_grad():
-        scores = learner.score(best, query_x, query_y)
+        scores = learner.score(best["params"], query_x, query_y)
     return pd.DataFrame({k: v.cpu().numpy() for k, v in scores.items()})
 
 

@@ -1,4 +1,4 @@
-"""Verdicts of the claims tables, computed from measurements by tested functions (DESIGN.md, "Claims").
+"""Verdicts of the claims tables, computed from measurements by tested functions.
 
 A claim's verdict follows from a declared comparison: which method against which, in which direction, by what
 margin, with which statistic over which independent units (test problems, runs, trials). Each comparison reports

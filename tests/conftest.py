@@ -7,7 +7,7 @@ import numpy as np
 import papermill as pm
 import pytest
 
-from l2l_utils.data_files import missing_datasets, skip_reason
+from l2l_utils.datasets.files import missing_datasets, skip_reason
 
 def requires_data(*datasets):
     """Mark a test as needing ``datasets`` (``-m data`` selects them) and skip it, with one line saying what is
@@ -105,7 +105,7 @@ HIGHRES_NAMES = ("Aircraft", "Butterfly", "Pets", "Caltech256", "DTD", "Flowers"
 def write_highres_images(root: Path, names=HIGHRES_NAMES, per_class: int = 3, classes: int = 2, size: int = 12,
                          seed: int = 0, pooled_per_class: int = 22) -> dict:
     """Tiny noise images (``size`` high, ``size + 5`` wide) in the on-disk layouts that
-    :mod:`l2l_utils.highres_datasets` reads (torchvision's for Aircraft, Pets, DTD, Flowers and Caltech256).
+    :mod:`l2l_utils.datasets.highres` reads (torchvision's for Aircraft, Pets, DTD, Flowers and Caltech256).
 
     Standard splits get ``per_class`` images per class in the first part and one more in each further part
     (DTD/Flowers: train, val, test; Aircraft/Pets: trainval, test; Butterfly: train, test), so a wrong choice of

@@ -1,4 +1,4 @@
-"""Tests for l2l_utils.data (real MNIST from $L2L_DATA_DIR, CIFAR-10 format on small files)."""
+"""Tests for l2l_utils.datasets.core (real MNIST from $L2L_DATA_DIR, CIFAR-10 format on small files)."""
 
 from pathlib import Path
 from urllib.error import URLError
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from l2l_utils import data as D
+from l2l_utils.datasets import core as D
 
 from conftest import requires_data, write_cifar10
 

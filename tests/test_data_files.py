@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from l2l_utils import data_files as DF
+from l2l_utils.datasets import files as DF
 
 
 @pytest.fixture

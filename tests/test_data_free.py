@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from l2l_utils.data_files import NOTEBOOK_DATASETS, SKIP_PREFIX
+from l2l_utils.datasets.files import NOTEBOOK_DATASETS, SKIP_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Tests for l2l_utils.digit_datasets: small files in each on-disk format, real files from $L2L_DATA_DIR."""
+"""Tests for l2l_utils.datasets.digits: small files in each on-disk format, real files from $L2L_DATA_DIR."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from l2l_utils import data as D
-from l2l_utils import digit_datasets as DD
+from l2l_utils.datasets import core as D
+from l2l_utils.datasets import digits as DD
+from l2l_utils.models import lenet, resnet18
 
 from conftest import requires_data
 
@@ -265,14 +266,14 @@ def test_rotated_mnist(fake_root):
 
 
 def test_lenet():
-    m = DD.lenet()
+    m = lenet()
     assert sum(p.numel() for p in m.parameters()) == 61_706
     assert m(torch.rand(3, 1, 28, 28)).shape == (3, 10)
-    assert DD.lenet(num_classes=5)(torch.rand(2, 1, 28, 28)).shape == (2, 5)
+    assert lenet(num_classes=5)(torch.rand(2, 1, 28, 28)).shape == (2, 5)
 
 
 def test_resnet18_parameter_counts():
-    m = DD.resnet18()
+    m = resnet18()
     named = dict(m.named_parameters())
     assert sum(p.numel() for n, p in named.items() if not n.startswith("fc.")) == 11_176_512  # MetaMD Table 9
     assert sum(p.numel() for p in named.values()) == 11_181_642
@@ -311,7 +312,7 @@ def test_real_rotated_mnist_test_split():
 def test_stl10_reader_and_rgb_conversion(tmp_path):
     from conftest import write_stl10
 
-    from l2l_utils.digit_datasets import load_stl10, to_rgb
+    from l2l_utils.datasets import load_stl10, to_rgb
 
     write_stl10(tmp_path, n_train=6, n_test=3)
     data = load_stl10("train", tmp_path)
@@ -329,7 +330,7 @@ def test_stl10_reader_and_rgb_conversion(tmp_path):
 
 
 def test_resnet18_uses_batch_statistics_only():
-    from l2l_utils.digit_datasets import resnet18
+    from l2l_utils.models import resnet18
 
     net = resnet18(10)
     assert all(not m.track_running_stats for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from l2l_utils import episodic_training
-from l2l_utils.episodes import BaseLearner, EpisodeBatch, SineTasks
-from l2l_utils.episodic_training import EpisodicConfig, evaluate, fixed_episodes, meta_train, train_and_test
+from l2l_utils.episodes import EpisodeBatch, SineTasks
+from l2l_utils.models import FunctionalNetwork
+from l2l_utils.episodic_training import EpisodicConfig, evaluate, fixed_episodes, train_and_test, train_meta_learner
 from l2l_utils.meta_learners import MAML, Turtle
 from l2l_utils.results import Checkpointer
-from l2l_utils.tasks import mlp, sine_network
+from l2l_utils.models import mlp, sine_network
 from l2l_utils.transfer_baselines import CosineClassifier, evaluate_transfer, make_head, train_on_support
 
 SINE = SineTasks(support=5, query=10)
@@ -19,14 +20,14 @@ SINE = SineTasks(support=5, query=10)
 def small_setup(seed=0):
     torch.manual_seed(seed)
     net = mlp(1, [8], 1, "relu")
-    return net, BaseLearner(net, "regression"), fixed_episodes(SINE, 20, 123, 10, "cpu")
+    return net, FunctionalNetwork(net, "regression"), fixed_episodes(SINE, 20, 123, 10, "cpu")
 
 
 def test_validation_schedule_and_best_checkpoint_is_restored():
     net, learner, val = small_setup()
     meta = MAML(dict(net.named_parameters()))
     cfg = EpisodicConfig(train_tasks=30, meta_batch=2, steps=1, val_every=10, val_tasks=20, eval_chunk=10)
-    history, best = meta_train(meta, learner, SINE, val, cfg, progress=False)
+    history, best = train_meta_learner(meta, learner, SINE, val, cfg, progress=False)
     assert history["tasks"].tolist() == [10, 20, 30]
     assert best["val"] == history["val_loss"].min()
     assert best["tasks"] == int(history.loc[history["val_loss"].idxmin(), "tasks"])
@@ -40,8 +41,8 @@ def test_meta_training_reduces_the_validation_loss_of_maml_on_sine_waves():
     meta = MAML(dict(sine_network().named_parameters()))
     cfg = EpisodicConfig(train_tasks=600, meta_batch=4, steps=1, val_every=600, val_tasks=20, eval_chunk=10,
                          meta_lr=3e-3)
-    before = evaluate(meta, learner := BaseLearner(sine_network(), "regression"), val, 1)["loss"].mean()
-    history, _ = meta_train(meta, learner, SINE, val, cfg, progress=False)
+    before = evaluate(meta, learner := FunctionalNetwork(sine_network(), "regression"), val, 1)["loss"].mean()
+    history, _ = train_meta_learner(meta, learner, SINE, val, cfg, progress=False)
     assert history["val_loss"].iloc[-1] < 0.9 * before
 
 
@@ -51,7 +52,7 @@ def test_non_finite_updates_are_recorded_not_raised():
     with torch.no_grad():
         meta.rates.fill_(float("nan"))  # every proposed step is NaN
     cfg = EpisodicConfig(train_tasks=6, meta_batch=2, steps=2, val_every=6, val_tasks=20, eval_chunk=10)
-    history, best = meta_train(meta, learner, SINE, val, cfg, progress=False)
+    history, best = train_meta_learner(meta, learner, SINE, val, cfg, progress=False)
     assert history["skipped_updates"].tolist() == [3]
     assert history["val_loss"].tolist() == [float("inf")]
     test = evaluate(meta, learner, val, 2, 10)
@@ -68,7 +69,7 @@ def test_interrupted_meta_training_resumes_to_identical_results(tmp_path, monkey
 
     _, learner, val = small_setup()
     full = make()
-    history_full, _ = meta_train(full, learner, SINE, val, cfg, progress=False)
+    history_full, _ = train_meta_learner(full, learner, SINE, val, cfg, progress=False)
 
     calls = {"n": 0}
     real = episodic_training.evaluate
@@ -82,11 +83,11 @@ def test_interrupted_meta_training_resumes_to_identical_results(tmp_path, monkey
     checkpointer = Checkpointer(tmp_path / "run.ckpt")
     monkeypatch.setattr(episodic_training, "evaluate", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        meta_train(make(), learner, SINE, val, cfg, checkpointer=checkpointer, progress=False)
-    assert checkpointer.load()["seen"] == 20
+        train_meta_learner(make(), learner, SINE, val, cfg, checkpointer=checkpointer, progress=False)
+    assert checkpointer.load()["done"] == 20
     monkeypatch.setattr(episodic_training, "evaluate", real)
     resumed = make()
-    history_resumed, _ = meta_train(resumed, learner, SINE, val, cfg, checkpointer=checkpointer, progress=False)
+    history_resumed, _ = train_meta_learner(resumed, learner, SINE, val, cfg, checkpointer=checkpointer, progress=False)
     assert history_resumed.equals(history_full)
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
@@ -142,7 +143,7 @@ def test_cosine_classifier_is_scaled_cosine_similarity():
 
 
 def test_transfer_baselines_run_on_conv4_episodes():
-    from l2l_utils.tasks import Conv4
+    from l2l_utils.models import Conv4
 
     generator = torch.Generator().manual_seed(0)
     batch = EpisodeBatch(torch.rand(2, 5, 1, 28, 28, generator=generator), torch.arange(5).repeat(2, 1),
@@ -153,3 +154,40 @@ def test_transfer_baselines_run_on_conv4_episodes():
                                   eval_every=2)
         assert list(frame.columns) == ["task", "loss", "accuracy"] and len(frame) == 2
         assert frame["accuracy"].between(0, 1).all()
+
+
+def test_the_episodic_estimator_puts_the_finite_difference_meta_gradient_into_grad():
+    """EpisodicQueryLoss (the driver's unit for MAML, the meta-learner LSTM and TURTLE): Σ_j L_q(θ_j^(T)) with second
+    order, its gradient in .grad equal to central finite differences of that query loss."""
+    from l2l_utils.episodic_training import EpisodicQueryLoss
+    from l2l_utils.meta_learners import Turtle
+    from l2l_utils.models import FunctionalNetwork, mlp
+
+    torch.manual_seed(0)
+    net = mlp(1, [4], 1, "sigmoid").double()
+    learner = FunctionalNetwork(net, "regression")
+    batch = SINE.sample(2, torch.Generator().manual_seed(1))
+    batch = EpisodeBatch(*(t.double() for t in (batch.support_x, batch.support_y, batch.query_x, batch.query_y)))
+
+    class Fixed:
+        def sample(self, n, generator, device=None):
+            return batch
+
+    meta = Turtle(dict(net.named_parameters()), hidden_layers=1, hidden=3).double()
+    cfg = EpisodicConfig(meta_batch=2, steps=2, second_order=True)
+    estimate = EpisodicQueryLoss(learner, Fixed(), cfg).step(meta, torch.Generator(), 2)
+    assert not estimate.failed and estimate.amount == 2
+
+    def query_loss():
+        params = meta.adapt(learner, batch.support_x, batch.support_y, 2)
+        return float(learner.loss(params, batch.query_x, batch.query_y).sum())
+
+    for name, p in list(meta.named_parameters())[:3]:
+        flat, h = p.data.view(-1), 1e-6
+        old = flat[0].item()
+        flat[0] = old + h
+        up = query_loss()
+        flat[0] = old - h
+        down = query_loss()
+        flat[0] = old
+        assert p.grad.view(-1)[0].item() == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-9), name

@@ -1,4 +1,4 @@
-"""Tests for l2l_utils.fewshot_data on small fake datasets in the real layouts (and real Omniglot)."""
+"""Tests for l2l_utils.datasets.fewshot on small fake datasets in the real layouts (and real Omniglot)."""
 
 import csv
 import zipfile
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from l2l_utils import fewshot_data as F
-from l2l_utils.data import DatasetMissingError
+from l2l_utils.datasets import fewshot as F
+from l2l_utils.datasets import DatasetMissingError
 
 from conftest import requires_data
 

@@ -1,4 +1,4 @@
-"""Tests for l2l_utils.highres_datasets (MetaMD §5.2 / App. A.9) on tiny files in each dataset's real layout."""
+"""Tests for l2l_utils.datasets.highres (MetaMD §5.2 / App. A.9) on tiny files in each dataset's real layout."""
 
 import re
 import shutil
@@ -11,8 +11,8 @@ from PIL import Image
 from scipy.io import loadmat
 
 from conftest import write_highres_images
-from l2l_utils import highres_datasets as H
-from l2l_utils.data import DatasetMissingError
+from l2l_utils.datasets import highres as H
+from l2l_utils.datasets import DatasetMissingError
 
 SIZE = 16
 

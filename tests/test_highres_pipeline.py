@@ -7,15 +7,18 @@ import pytest
 import torch
 import torchvision
 
-from l2l_utils.data import DatasetMissingError, DeviceDataset
-from l2l_utils.digit_datasets import resnet18
+from l2l_utils.datasets import DatasetMissingError, DeviceDataset
+from l2l_utils.models import resnet18
 from l2l_utils.learned_optimizers import PerParameterLearningRates
-from l2l_utils.meta_test import evaluate_runner, learned_runner, torch_runner
+from l2l_utils.baselines import baseline_rule
+from l2l_utils.meta_test import evaluate_rule
 from l2l_utils.mirror_descent import KroneckerMirrorMap
-from l2l_utils.pretrained import RESNET18_FILE, imagenet_resnet18
-from l2l_utils.rollout import run_learned, run_torch_optimizer
+from l2l_utils.datasets import imagenet_resnet18
+from l2l_utils.datasets.pretrained import RESNET18_FILE
+from l2l_utils.unroll import unroll
 from l2l_utils.baselines import make_baseline
-from l2l_utils.tasks import ClassifierTask, ClassSubsetTask, mlp
+from l2l_utils.tasks import ClassifierTask, ClassSubsetTask
+from l2l_utils.models import mlp
 
 
 def labelled_data(n_classes=6, per_class=10, dim=5, seed=0):
@@ -98,20 +101,20 @@ def test_meta_sgd_transfer_copies_matching_rates_and_averages_classifier_rows():
 
 def test_monitor_sees_every_iterate_and_the_last_one_is_the_final_params():
     task = ClassifierTask(mlp(5, [4], 2, "relu"), labelled_data(2), batch_size=8, init_std=None, vectorize=False)
-    for run in (lambda p, m: run_torch_optimizer(make_baseline("SGD", 0.1), p, 5, monitor=m),
-                lambda p, m: run_learned(PerParameterLearningRates(task.shapes, 0.1), p, 5, monitor=m)):
+    for run in (lambda p, m: unroll(baseline_rule("SGD", 0.1), p, 5, monitor=m),
+                lambda p, m: unroll(PerParameterLearningRates(task.shapes, 0.1), p, 5, monitor=m)):
         problem = task.sample(2, torch.Generator().manual_seed(0))
         seen = {}
         trajectory = run(problem, lambda t, params: seen.__setitem__(t, {k: v.clone() for k, v in params.items()}))
         assert sorted(seen) == list(range(6))
         assert all(torch.equal(seen[0][k], problem.params0[k]) for k in seen[0])
-        assert all(torch.equal(seen[5][k], trajectory.params[k]) for k in seen[5])
+        assert all(torch.equal(seen[5][k], trajectory.params[k].detach()) for k in seen[5])
 
 
 def test_accuracy_curves_start_at_the_initial_accuracy_and_end_at_the_reported_test_accuracy():
     data = labelled_data(2, per_class=40)
     task = ClassifierTask(mlp(5, [4], 2, "relu"), data, batch_size=16, init_std=None, vectorize=False)
-    curves, scores = evaluate_runner(torch_runner("SGD", 0.2), task, data, 9, trials=2, seed=3, accuracy_every=4,
+    curves, scores = evaluate_rule(baseline_rule("SGD", 0.2), task, data, 9, trials=2, seed=3, accuracy_every=4,
                                      train_data=data, optimizer="SGD")
     marked = curves.dropna(subset=["test_accuracy"])
     assert sorted(set(marked["step"])) == [0, 4, 8, 9]
@@ -120,7 +123,7 @@ def test_accuracy_curves_start_at_the_initial_accuracy_and_end_at_the_reported_t
     np.testing.assert_allclose(marked[marked["step"] == 9].sort_values("trial")["test_accuracy"],
                                scores["test_accuracy"])
     with pytest.raises(ValueError, match="accuracy_every"):
-        evaluate_runner(learned_runner(PerParameterLearningRates(task.shapes)), task, data, 3, 1, 0, accuracy_every=0,
+        evaluate_rule(PerParameterLearningRates(task.shapes), task, data, 3, 1, 0, accuracy_every=0,
                         train_data=data)
 
 

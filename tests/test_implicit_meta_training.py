@@ -7,13 +7,15 @@ import pytest
 import torch
 
 from l2l_utils import implicit_meta_training as imt
-from l2l_utils.convergence import run_to_convergence, torch_optimizer_step, tune_iterations
-from l2l_utils.data import DeviceDataset, ImageData
+from l2l_utils.baselines import baseline_rule
+from l2l_utils.convergence import run_to_convergence, tune_iterations
+from l2l_utils.datasets import DeviceDataset, ImageData
 from l2l_utils.learned_optimizers import PerParameterLearningRates
-from l2l_utils.meta_test import area_under_curve, evaluate_runner, grid_search, split_data, torch_runner
+from l2l_utils.meta_test import area_under_curve, evaluate_rule, grid_search, split_data
 from l2l_utils.mirror_descent import DiagonalMirrorMap, KroneckerMirrorMap
 from l2l_utils.results import Checkpointer
-from l2l_utils.tasks import ClassifierTask, QuadraticFamily2D, RegularisedProblem, mlp
+from l2l_utils.tasks import ClassifierTask, QuadraticFamily2D, RegularisedProblem
+from l2l_utils.models import mlp
 
 
 def toy_tasks(n_tasks=2, seed=0):
@@ -68,7 +70,7 @@ def test_interrupted_meta_training_resumes_to_identical_numbers(tmp_path, monkey
     monkeypatch.setattr(imt, "mirror_hypergradient", crash)
     with pytest.raises(KeyboardInterrupt):
         imt.meta_train_mirror(fresh_map(tasks), tasks, CFG, checkpointer, progress=False)
-    assert checkpointer.load()["step"] == 2
+    assert checkpointer.load()["done"] == 2
     monkeypatch.setattr(imt, "mirror_hypergradient", real)
     resumed = fresh_map(tasks)
     history = imt.meta_train_mirror(resumed, tasks, CFG, checkpointer, progress=False)
@@ -149,11 +151,11 @@ def test_quadratic_meta_training_lowers_the_meta_objective_and_learns_the_curvat
 
 def test_run_to_convergence_counts_iterations_and_reports_failures():
     problem = QuadraticFamily2D().sample(1, torch.Generator().manual_seed(0))
-    iters, path = run_to_convergence(torch_optimizer_step("SGD", 0.03, problem), problem, 1e-6, 5000)
+    iters, path = run_to_convergence(baseline_rule("SGD", 0.03), problem, 1e-6, 5000)
     assert 1 <= iters <= 5000 and len(path) == iters + 1
     assert float(problem.gap(torch.tensor(path[-1:]))) < 1e-6
-    assert run_to_convergence(torch_optimizer_step("SGD", 1.0, problem), problem, 1e-6, 200)[0] == 201  # diverges
-    best, scores = tune_iterations(lambda lr, p: torch_optimizer_step("SGD", lr, p), [0.001, 0.03], [problem], 1e-6, 5000)
+    assert run_to_convergence(baseline_rule("SGD", 1.0), problem, 1e-6, 200)[0] == 201  # diverges
+    best, scores = tune_iterations(lambda lr: baseline_rule("SGD", lr), [0.001, 0.03], [problem], 1e-6, 5000)
     assert best == 0.03 and scores[0.001] > scores[0.03]
 
 
@@ -161,9 +163,9 @@ def test_grid_search_picks_the_best_validation_accuracy_and_auc_is_the_area():
     tasks = toy_tasks(1)
     task = tasks[0]
     val = task.dataset
-    best, table = grid_search(lambda lr: torch_runner("SGD", lr), [1e-6, 0.5], [0.0], task, val, 60, seed=0)
+    best, table = grid_search(lambda lr: baseline_rule("SGD", lr), [1e-6, 0.5], [0.0], task, val, 60, seed=0)
     assert best["lr"] == 0.5 and table["val_accuracy"].max() == table.loc[table["lr"] == 0.5, "val_accuracy"].iloc[0]
-    curves, scores = evaluate_runner(torch_runner("SGD", 0.5), task, val, 30, trials=2, seed=0, optimizer="SGD")
+    curves, scores = evaluate_rule(baseline_rule("SGD", 0.5), task, val, 30, trials=2, seed=0, optimizer="SGD")
     assert set(curves["step"]) == set(range(31)) and len(scores) == 2
     assert np.allclose(area_under_curve(np.ones((101, 2))), 1.0)
 

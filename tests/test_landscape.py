@@ -180,7 +180,7 @@ def test_degenerate_features_raise():
 
 def test_penultimate_features_are_the_input_of_the_last_linear_layer():
     from l2l_utils.landscape import penultimate_features
-    from l2l_utils.tasks import mlp
+    from l2l_utils.models import mlp
 
     torch.manual_seed(0)
     net = mlp(5, [4, 3], 2, "relu")

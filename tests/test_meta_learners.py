@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from l2l_utils.episodes import BaseLearner, EpisodeBatch, FewShotEpisodes, SineTasks
+from l2l_utils.episodes import EpisodeBatch, FewShotEpisodes, SineTasks
+from l2l_utils.models import FunctionalNetwork
 from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle, theorem1_parameters, turtle_inputs
-from l2l_utils.tasks import Conv4, mlp, sine_network
+from l2l_utils.models import Conv4, mlp, sine_network
 
 
 def tiny_problem(num_tasks=2, seed=0):
@@ -18,7 +19,7 @@ def tiny_problem(num_tasks=2, seed=0):
     net = mlp(1, [4], 1, "sigmoid").double()
     batch = SineTasks(support=5, query=7).sample(num_tasks, torch.Generator().manual_seed(seed))
     batch = EpisodeBatch(*(t.double() for t in (batch.support_x, batch.support_y, batch.query_x, batch.query_y)))
-    return net, BaseLearner(net, "regression"), batch
+    return net, FunctionalNetwork(net, "regression"), batch
 
 
 def meta_loss(meta, learner, batch, steps, second_order=True):
@@ -70,7 +71,7 @@ def test_first_order_maml_differs_exactly_by_the_dropped_hessian_term():
     meta = MAML(dict(net.named_parameters()), inner_lr=alpha)
     second = analytic(meta, learner, batch, 1, second_order=True)
     first = analytic(meta, learner, batch, 1, second_order=False)
-    theta = {k: p.detach() for k, p in zip(meta.param_names, meta.init)}
+    theta = {k: p.detach() for k, p in zip(meta.param_names, meta.initialisation)}
 
     def support_loss(*values):
         params = {k: v.unsqueeze(0) for k, v in zip(theta, values)}
@@ -84,7 +85,7 @@ def test_first_order_maml_differs_exactly_by_the_dropped_hessian_term():
                                          batch.query_y).sum(), list(adapted.values()))
     _, hvp = torch.autograd.functional.hvp(support_loss, tuple(v.detach() for v in theta.values()), tuple(g))
     for i, name in enumerate(meta.param_names):
-        key = f"init.{i}"
+        key = f"initialisation.{i}"
         torch.testing.assert_close(first[key], g[i], rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(second[key] - first[key], -alpha * hvp[i], rtol=1e-8, atol=1e-10)
     assert any((second[k] - first[k]).abs().max() > 1e-6 for k in second)
@@ -149,14 +150,14 @@ def test_turtle_moving_average_follows_eq6():
     params = turtle.initial(1)
     g0 = {k: torch.full_like(v, 1.0) for k, v in params.items()}
     g1 = {k: torch.full_like(v, 3.0) for k, v in params.items()}
-    _, state = turtle.update(params, g0, torch.ones(1, dtype=torch.double), None, 0)
-    _, state = turtle.update(params, g1, torch.ones(1, dtype=torch.double), state, 1)
+    _, state = turtle.step(params, g0, torch.ones(1, dtype=torch.double), None, 0)
+    _, state = turtle.step(params, g1, torch.ones(1, dtype=torch.double), state, 1)
     torch.testing.assert_close(state[0], torch.full_like(state[0], 0.9 * 1.0 + 0.1 * 3.0))
 
 
 def test_parameter_counts_follow_the_papers_architectures():
     # sine base learner 1-40-40-1: (1·40+40) + (40·40+40) + (40·1+1)
-    assert BaseLearner(sine_network(), "regression").num_params == 80 + 1640 + 41 == 1761
+    assert FunctionalNetwork(sine_network(), "regression").num_params == 80 + 1640 + 41 == 1761
     # Conv-4 on 84×84×3, 5-way: 3·64·9+64, then 3 × (64·64·9+64), 4 × 128 batch norm, 1,600·5+5
     conv4 = Conv4(3, 5, 84)
     assert conv4.feature_dim == 64 * 5 * 5 == 1600
@@ -218,7 +219,7 @@ def test_looping_over_tasks_gives_the_same_losses_and_meta_gradients_as_vmap():
     net, _, batch = tiny_problem(num_tasks=3)
     grads = []
     for vectorize in (True, False):
-        learner = BaseLearner(net, "regression", vectorize=vectorize)
+        learner = FunctionalNetwork(net, "regression", vectorize=vectorize)
         torch.manual_seed(1)
         meta = Turtle(dict(net.named_parameters()), hidden_layers=2, hidden=4).double()
         grads.append(analytic(meta, learner, batch, 2))
@@ -292,14 +293,14 @@ def test_outer_clamp_clamps_each_tasks_gradient_of_theta_before_summing():
         meta.zero_grad()
         params = meta.adapt(learner, part.support_x, part.support_y, 2)
         learner.loss(params, part.query_x, part.query_y).sum().backward()
-        per_task.append([p.grad.clone() for p in meta.init])
+        per_task.append([p.grad.clone() for p in meta.initialisation])
     expected = [sum(g[i].clamp(-clamp, clamp) for g in per_task) for i in range(len(per_task[0]))]
     unclamped = [sum(g[i] for g in per_task) for i in range(len(per_task[0]))]
     assert any(float((e - u).abs().max()) > 1e-3 for e, u in zip(expected, unclamped))  # the clamp bites
     meta.zero_grad()
     params = meta.adapt(learner, batch.support_x, batch.support_y, 2, outer_clamp=clamp)
     learner.loss(params, batch.query_x, batch.query_y).sum().backward()
-    for got, want in zip((p.grad for p in meta.init), expected):
+    for got, want in zip((p.grad for p in meta.initialisation), expected):
         torch.testing.assert_close(got, want)
 
 
@@ -319,14 +320,14 @@ def test_meta_learner_lstm_gate_feedback_against_two_steps_by_hand(feedback):
     back = (lambda v: v) if feedback == "pre-sigmoid" else sig
     theta, f_fb, i_fb = 0.5, 0.0, 0.0
     params, state = lstm.initial(1), None
-    state = lstm.begin(params)
+    state = lstm.init(params)
     for g in (2.0, -1.5):
         f_pre = 0.3 * theta + 0.7 * f_fb + 1.0
         i_pre = -0.2 * theta + 0.4 * i_fb - 1.0
         theta = sig(f_pre) * theta - sig(i_pre) * g
         f_fb, i_fb = back(f_pre), back(i_pre)
         grads = {"w": torch.tensor([[g]], dtype=torch.double)}
-        params, state = lstm.update(params, grads, torch.ones(1, dtype=torch.double), state, 0)
+        params, state = lstm.step(params, grads, torch.ones(1, dtype=torch.double), state, 0)
         assert math.isclose(float(params["w"]), theta, rel_tol=1e-12)
     assert math.isclose(float(state[2]), f_fb, rel_tol=1e-12) and math.isclose(float(state[3]), i_fb, rel_tol=1e-12)
     with pytest.raises(ValueError, match="gate_feedback"):

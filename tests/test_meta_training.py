@@ -1,4 +1,5 @@
-"""Truncated-BPTT meta-training pinned to Andrychowicz et al. 2016 §2 (Eq. 3, Fig. 2)."""
+"""Truncated-BPTT meta-training pinned to Andrychowicz et al. 2016 §2 (Eq. 3, Fig. 2): the unroller's first-order
+meta-gradient, the estimator on the shared driver, determinism, resume and divergence."""
 
 import math
 
@@ -7,11 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
+from l2l_utils import results
 from l2l_utils.learned_optimizers import LSTMOptimizer
-from l2l_utils.meta_training import MetaTrainConfig, meta_train, train_on_trajectory, truncated_meta_loss
 from l2l_utils.results import Checkpointer
-from l2l_utils.rollout import loss_and_grads
 from l2l_utils.tasks import QuadraticTask
+from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT, train_learned_optimizer
+from l2l_utils.unroll import loss_and_grads, unroll
 
 UNROLL = 3
 
@@ -46,11 +48,18 @@ def _optimizer(preprocess_p):
 
 
 def _library_meta_gradient(opt, problem):
-    params = {k: v.detach().clone().requires_grad_() for k, v in problem.params0.items()}
-    state = opt.initial_state(params, problem.groups)
-    loss, grads = loss_and_grads(problem, params)
-    meta_loss, *_ = truncated_meta_loss(opt, problem, params, state, loss, grads, UNROLL)
-    return meta_loss.detach(), torch.autograd.grad(meta_loss, list(opt.parameters()))
+    part = unroll(opt, problem, UNROLL, order="first", start=unroll(opt, problem, 0))
+    return part.meta_loss.detach(), torch.autograd.grad(part.meta_loss, list(opt.parameters()))
+
+
+class _OneProblemTask:
+    """A task whose every sample is the same problem (to test the estimator on a fixed problem)."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def sample(self, n, generator):
+        return self.problem
 
 
 def _gradient(problem, theta, create_graph):
@@ -127,6 +136,12 @@ def test_meta_gradient_has_no_second_order_term(make_problem, preprocess_p):
     # on θ⁴, whose Hessian depends on θ, it is large.
     gap = 1e-3 if make_problem is _quartic_problem else 2e-5
     assert (library - second).abs().max() > gap * second.abs().max()
+    # the estimator of the shared driver puts exactly this meta-gradient into .grad
+    opt.zero_grad()
+    cfg = MetaTrainConfig(steps=2 * UNROLL, unroll=UNROLL)
+    estimate = TruncatedBPTT(_OneProblemTask(problem), cfg).step(opt, torch.Generator(), 1)
+    assert not estimate.failed and estimate.value == pytest.approx(value.item(), rel=1e-12)
+    torch.testing.assert_close(_flat([p.grad for p in opt.parameters()]), library, rtol=0, atol=0)
 
 
 def test_loss_and_grads_returns_constant_gradients():
@@ -142,14 +157,14 @@ def test_loss_and_grads_returns_constant_gradients():
 def test_meta_loss_is_unweighted_sum_of_mean_losses_at_theta_1_to_unroll(make_problem):
     problem = make_problem()
     opt = _optimizer(10.0)
-    unroll = 4
-    params = {k: v.detach().clone().requires_grad_() for k, v in problem.params0.items()}
-    state = opt.initial_state(params, problem.groups)
-    loss0, grads = loss_and_grads(problem, params)
-    meta_loss, params_end, _, loss_end, _ = truncated_meta_loss(opt, problem, params, state, loss0, grads, unroll)
+    unroll_steps = 4
+    start = unroll(opt, problem, 0)
+    loss0 = start.loss
+    part = unroll(opt, problem, unroll_steps, order="first", start=start)
+    meta_loss, params_end, loss_end = part.meta_loss, part.params, part.loss
 
     # independent loop: θ_{t+1} = θ_t + g_t, losses at θ_1 .. θ_unroll, averaged over runs, w_t = 1
-    _, per_step, theta = _reference_trajectory(opt, problem, unroll)
+    _, per_step, theta = _reference_trajectory(opt, problem, unroll_steps)
     assert meta_loss.item() == pytest.approx(math.fsum(per_step), rel=1e-10)
     # f(θ_0) is not part of the objective (Eq. 3 sums t = 1..T)
     assert meta_loss.item() != pytest.approx(math.fsum(per_step) + loss0.mean().item(), rel=1e-6)
@@ -181,54 +196,65 @@ class _Interrupt(Exception):
     pass
 
 
+def _train(opt, cfg=TINY, **kw):
+    history, best_epoch = train_learned_optimizer(opt, QuadraticTask(dim=3), cfg, progress=False, **kw)
+    return history, best_epoch
+
+
 @pytest.fixture(scope="module")
 def uninterrupted():
     opt = _fresh_optimizer()
     before = _weights(opt)
-    result = meta_train(opt, QuadraticTask(dim=3), TINY, progress=False)
-    return result, _weights(opt), before
+    history, best_epoch = _train(opt)
+    return history, best_epoch, _weights(opt), before
 
 
 def test_meta_train_runs_and_changes_weights(uninterrupted):
-    result, weights, before = uninterrupted
-    assert list(result.history["epoch"]) == [1, 2, 3]
-    assert np.isfinite(result.history["train_meta_loss"]).all()
-    assert (result.history["diverged_trajectories"] == 0).all()
-    assert result.best_epoch in (1, 2, 3)
-    assert result.best_val == result.history["val_final_loss"].min()
+    history, best_epoch, weights, before = uninterrupted
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert np.isfinite(history["train_meta_loss"]).all()
+    assert (history["diverged_trajectories"] == 0).all()
+    assert best_epoch == int(history.loc[history["val_final_loss"].idxmin(), "epoch"])
     assert any(not torch.equal(weights[k], before[k]) for k in weights)
 
 
 def test_meta_train_is_deterministic(uninterrupted):
-    result, weights, _ = uninterrupted
+    history, best_epoch, weights, _ = uninterrupted
     opt = _fresh_optimizer()
-    again = meta_train(opt, QuadraticTask(dim=3), TINY, progress=False)
-    pd.testing.assert_frame_equal(again.history, result.history, check_exact=True)
-    assert (again.best_epoch, again.best_val) == (result.best_epoch, result.best_val)
+    again, again_best = _train(opt)
+    pd.testing.assert_frame_equal(again, history, check_exact=True)
+    assert again_best == best_epoch
     _assert_same_weights(_weights(opt), weights)
 
 
-def test_interrupted_meta_train_resumes_to_identical_result(uninterrupted, tmp_path):
-    result, weights, _ = uninterrupted
+def test_interrupted_meta_train_resumes_to_identical_result(uninterrupted, tmp_path, monkeypatch):
+    history, best_epoch, weights, _ = uninterrupted
     checkpointer = Checkpointer(tmp_path / "meta.pt")
+    save = Checkpointer.save_training
 
-    def stop_after_first(epoch):
-        if epoch == 1:
-            raise _Interrupt
+    def save_then_stop(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise _Interrupt
 
+    monkeypatch.setattr(Checkpointer, "save_training", save_then_stop)
     with pytest.raises(_Interrupt):
-        meta_train(_fresh_optimizer(), QuadraticTask(dim=3), TINY, checkpointer=checkpointer,
-                   progress=False, on_epoch_end=stop_after_first)
+        _train(_fresh_optimizer(), checkpointer=checkpointer)
     saved = checkpointer.load()
-    assert saved is not None and saved["epoch"] == 1
+    assert saved is not None and saved["done"] == TINY.trajectories_per_epoch * TINY.truncations  # after epoch 1
+    monkeypatch.setattr(Checkpointer, "save_training", save)
+    calls = []
+    real = results.Checkpointer.restore_training
 
-    seen = []
+    def restore(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpointer, "restore_training", restore)
     opt = _fresh_optimizer()
-    resumed = meta_train(opt, QuadraticTask(dim=3), TINY, checkpointer=checkpointer, progress=False,
-                         on_epoch_end=seen.append)
-    assert seen == [2, 3]  # epoch 1 was not redone
-    pd.testing.assert_frame_equal(resumed.history, result.history, check_exact=True)
-    assert (resumed.best_epoch, resumed.best_val) == (result.best_epoch, result.best_val)
+    resumed, resumed_best = _train(opt, checkpointer=checkpointer)
+    assert calls == [1]
+    pd.testing.assert_frame_equal(resumed, history, check_exact=True)
+    assert resumed_best == best_epoch
     _assert_same_weights(_weights(opt), weights)
 
 
@@ -263,24 +289,27 @@ def test_non_finite_meta_loss_is_recorded_not_raised(nan_after):
     cfg = MetaTrainConfig(steps=6, unroll=3, meta_batch=2, epochs=2, trajectories_per_epoch=2,
                           val_problems=2, meta_lr=1e-2)
     opt = _fresh_optimizer()
-    result = meta_train(opt, _NaNTask(nan_after), cfg, progress=False)
-    assert list(result.history["diverged_trajectories"]) == [2, 2]
-    assert result.history["train_meta_loss"].isna().all()
+    history, _ = train_learned_optimizer(opt, _NaNTask(nan_after), cfg, progress=False)
+    assert list(history["diverged_trajectories"]) == [2, 2]
+    assert history["train_meta_loss"].isna().all()
     assert all(torch.isfinite(p).all() for p in opt.parameters())
 
 
-def test_train_on_trajectory_reports_divergence():
+def test_a_diverging_trajectory_fails_its_truncation_and_counts_its_remaining_steps():
     opt = _fresh_optimizer()
-    meta_opt = torch.optim.Adam(opt.parameters(), lr=1e-2)
-    problem = _NaNTask(4).sample(2, torch.Generator().manual_seed(0))
-    value, diverged = train_on_trajectory(opt, meta_opt, problem, TINY)
-    assert diverged and math.isnan(value)
+    estimator = TruncatedBPTT(_NaNTask(4), TINY)
+    first = estimator.step(opt, torch.Generator().manual_seed(0), 10)
+    assert not first.failed and first.amount == 1
+    opt.zero_grad(set_to_none=True)
+    second = estimator.step(opt, torch.Generator().manual_seed(0), 10)
+    assert second.failed and math.isnan(second.value) and second.amount == 1  # the last of 2 truncations
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in opt.parameters())
+    assert estimator.current is None  # the next unit starts a new trajectory
 
 
 def test_random_search_picks_the_rate_with_the_best_validation_loss_and_caches_trials(tmp_path):
     """§3: the meta learning rate is chosen by random search; the winner has the lowest validation loss."""
-    from l2l_utils.meta_training import meta_train_cached, random_search_meta_lr
+    from l2l_utils.truncated_bptt import meta_train_cached, random_search_meta_lr
 
     setting = {"task": "tiny-quadratic"}
     best, table = random_search_meta_lr(_fresh_optimizer, QuadraticTask(dim=3), TINY, trials=3, search_epochs=1,
@@ -292,8 +321,8 @@ def test_random_search_picks_the_rate_with_the_best_validation_loss_and_caches_t
     from dataclasses import replace
     rate = float(table["meta_lr"].iloc[0])
     opt = _fresh_optimizer()
-    expected = meta_train(opt, QuadraticTask(dim=3), replace(TINY, meta_lr=rate, epochs=1), progress=False)
-    assert expected.best_val == pytest.approx(table["best_val_final_loss"].iloc[0], rel=1e-6)
+    expected, _ = _train(opt, replace(TINY, meta_lr=rate, epochs=1))
+    assert expected["val_final_loss"].min() == pytest.approx(table["best_val_final_loss"].iloc[0], rel=1e-6)
     # trials are stored: asking again reuses them
     _, reused = meta_train_cached(_fresh_optimizer(), QuadraticTask(dim=3), replace(TINY, meta_lr=rate, epochs=1),
                                   tmp_path, "q-search", setting, progress=False)

@@ -9,8 +9,9 @@ import torch
 from l2l_utils.hypergradients import (cosine, fixed_point_hypergradient, forward_mode_hypergradient, inner_loop,
                                      mirror_hypergradient, neumann_inverse_hvp, relative_error)
 from l2l_utils.mirror_descent import DiagonalMirrorMap, KroneckerMirrorMap, layer_blocks
-from l2l_utils.data import DeviceDataset
-from l2l_utils.tasks import ClassifierTask, LeastSquaresProblem, QuadraticFamily2D, mlp
+from l2l_utils.datasets import DeviceDataset
+from l2l_utils.tasks import ClassifierTask, LeastSquaresProblem, QuadraticFamily2D
+from l2l_utils.models import mlp
 
 
 def small_map(seed=0, init_norm=2.0):

@@ -1,5 +1,5 @@
 """The L2L notebook runs end to end through papermill at the smoke profile, and bad parameters fail
-before any compute with a message naming the parameter (DESIGN.md, "Profiles")."""
+before any compute with a message naming the parameter."""
 
 from pathlib import Path
 

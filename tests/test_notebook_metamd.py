@@ -10,7 +10,7 @@ import pytest
 from l2l_utils.claims import CLAIM_COLUMNS, VERDICTS
 
 from conftest import check_smoke_claims, requires_data, run_notebook, write_cifar10, write_highres_images, write_stl10
-from l2l_utils.data_files import NOTEBOOK_DATASETS
+from l2l_utils.datasets.files import NOTEBOOK_DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "metamd.ipynb"
@@ -101,7 +101,7 @@ def test_highres_section_runs_on_files_in_the_dataset_layouts(tmp_path, monkeypa
     import torch
     import torchvision
 
-    from l2l_utils.pretrained import RESNET18_FILE
+    from l2l_utils.datasets.pretrained import RESNET18_FILE
 
     root = tmp_path / "data"
     write_highres_images(root, names=("Butterfly", "PubFig"), pooled_per_class=30)

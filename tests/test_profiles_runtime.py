@@ -1,4 +1,4 @@
-"""Profiles, parameter validation, seeding and device choice (DESIGN.md, "Profiles")."""
+"""Profiles, parameter validation, seeding and device choice."""
 
 import pytest
 import torch

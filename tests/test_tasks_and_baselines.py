@@ -9,10 +9,12 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from l2l_utils.baselines import BASELINES, make_baseline, run_baseline, tune_learning_rate
-from l2l_utils.data import DeviceDataset
+from l2l_utils.datasets import DeviceDataset
 from l2l_utils.learned_optimizers import LSTMOptimizer
-from l2l_utils.rollout import Trajectory, run_learned, run_torch_optimizer
-from l2l_utils.tasks import ClassifierTask, ConvNet, QuadraticTask, conv_fc_groups, mlp
+from l2l_utils.unroll import Unrolled, unroll
+from l2l_utils.update_rules import GradientStep, TorchOptimizerRule
+from l2l_utils.tasks import ClassifierTask, QuadraticTask
+from l2l_utils.models import ConvNet, conv_fc_groups, mlp
 
 
 def _quadratics(n=4, dim=3, seed=0):
@@ -83,7 +85,7 @@ def test_nag_is_nesterov_momentum_0_9_and_differs_from_heavy_ball():
     assert defaults["momentum"] == 0.9 and defaults["nesterov"] is True and defaults["lr"] == 0.05
     problem = _quadratics(n=2, dim=3, seed=2)
     nag = run_baseline("NAG", 0.01, problem, 10).losses
-    heavy = run_torch_optimizer(lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), problem, 10).losses
+    heavy = unroll(TorchOptimizerRule(lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)), problem, 10).losses
     assert not np.allclose(nag, heavy)
 
 
@@ -96,7 +98,7 @@ def test_baseline_names_and_unknown_baseline():
 # --------------------------------------------------------------------------------- divergence
 def test_trajectory_marks_nan_from_first_non_finite_step():
     losses = np.array([[1.0, 1.0, 1.0], [0.5, np.inf, 2.0], [0.2, 3.0, np.nan], [0.1, 4.0, 5.0]])
-    traj = Trajectory(losses.copy())
+    traj = Unrolled(losses.copy(), {})
     np.testing.assert_array_equal(traj.losses[:, 0], [1.0, 0.5, 0.2, 0.1])
     np.testing.assert_array_equal(traj.losses[:, 1], [1.0, np.nan, np.nan, np.nan])
     np.testing.assert_array_equal(traj.losses[:, 2], [1.0, 2.0, np.nan, np.nan])
@@ -142,22 +144,9 @@ def test_run_baseline_divergence_of_one_run():
     np.testing.assert_allclose(traj.losses[:, 0], alone, rtol=1e-6)
 
 
-class GradientDescentRule:
-    """A duck-typed update rule for ``run_learned``: g_t = -lr ∇_t."""
-
-    def __init__(self, lr):
-        self.lr = lr
-
-    def initial_state(self, params, groups=None):
-        return {}
-
-    def __call__(self, grads, state, groups=None):
-        return {k: -self.lr * g for k, g in grads.items()}, state
-
-
-def test_run_learned_divergence_of_one_run():
+def test_unroll_divergence_of_one_run():
     steps = 30
-    traj = run_learned(GradientDescentRule(0.1), ScaledSquares([1.0, 1000.0]), steps)
+    traj = unroll(GradientStep(0.1), ScaledSquares([1.0, 1000.0]), steps)
     np.testing.assert_array_equal(traj.diverged, [False, True])
     reference = run_baseline("SGD", 0.1, ScaledSquares([1.0, 1000.0]), steps).losses
     np.testing.assert_allclose(traj.losses, reference, rtol=1e-5, equal_nan=True)
@@ -178,9 +167,9 @@ class NaNAfterMoving:
         return value + poison
 
 
-def test_run_learned_lstm_with_nan_loss_in_one_run():
+def test_unroll_lstm_with_nan_loss_in_one_run():
     torch.manual_seed(0)
-    traj = run_learned(LSTMOptimizer(preprocess_p=10.0, output_scale=0.1), NaNAfterMoving(), 5)
+    traj = unroll(LSTMOptimizer(preprocess_p=10.0, output_scale=0.1), NaNAfterMoving(), 5)
     np.testing.assert_array_equal(traj.diverged, [False, True])
     assert np.isfinite(traj.losses[:, 0]).all()
     assert traj.losses[0, 1] == pytest.approx(0.75)
@@ -263,5 +252,5 @@ def test_convnet_classifier_task_under_vmap_with_two_lstms():
         torch.testing.assert_close(loss[i], single, rtol=1e-4, atol=1e-5)
     torch.manual_seed(0)
     opt = LSTMOptimizer(group_names=("conv", "fc"), preprocess_p=10.0, output_scale=0.1)
-    traj = run_learned(opt, problem, 1)
+    traj = unroll(opt, problem, 1)
     assert traj.losses.shape == (2, 2) and np.isfinite(traj.losses).all()

@@ -1,4 +1,4 @@
-"""The verdict functions on synthetic results (DESIGN.md, "Claims"): clear wins and losses, ties, wins inside the
+"""The verdict functions on synthetic results: clear wins and losses, ties, wins inside the
 noise, NaN baselines, every run diverged, one-sided wins across settings, negative claims without a positive
 control, sweeps that miss what the claim names, and the smoke profile."""
 

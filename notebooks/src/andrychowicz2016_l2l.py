@@ -2,7 +2,7 @@
 # # Learning to learn by gradient descent by gradient descent — replication
 #
 # **Paper:** Andrychowicz, Denil, Gómez Colmenarejo, Hoffman, Pfau, Schaul, Shillingford, de Freitas (NeurIPS 2016).
-# Read this notebook next to the paper (`shared/papers/andrychowicz2016_l2l_by_gd_by_gd.md`).
+# Read this notebook next to the paper (Andrychowicz et al., NeurIPS 2016, arXiv:1606.04474).
 #
 # | section | paper | here |
 # |---|---|---|
@@ -64,16 +64,17 @@ from IPython.display import Markdown, display
 
 from l2l_utils.baselines import BASELINES, make_baseline
 from l2l_utils.comparison import at_grid_edge, best_learning_rates, compare_optimizers, scores_at, tune_baselines
-from l2l_utils.data import DatasetMissingError, DeviceDataset, label_subset, load_image_dataset
+from l2l_utils.datasets import DatasetMissingError, DeviceDataset, label_subset, load_image_dataset
 from l2l_utils.inspection import learned_responses, step_likeness, torch_optim_history, torch_optim_responses
 from l2l_utils.learned_optimizers import CoordinatewiseLSTM, LSTMOptimizer, preprocess_gradient
-from l2l_utils.meta_training import (MetaTrainConfig, meta_train, meta_train_cached, random_search_meta_lr,
-                                    truncated_meta_loss)
+from l2l_utils.models import ConvNet, conv_fc_groups, mlp
+from l2l_utils.notebook_setup import start_notebook
 from l2l_utils.plotting import plot_final_losses, plot_learning_curves, profile_title, save_figure
 from l2l_utils.results import cached_frame, config_key
-from l2l_utils.rollout import run_learned
-from l2l_utils.notebook_setup import start_notebook
-from l2l_utils.tasks import ClassifierTask, ConvNet, QuadraticTask, conv_fc_groups, mlp
+from l2l_utils.tasks import ClassifierTask, QuadraticTask
+from l2l_utils.truncated_bptt import (MetaTrainConfig, TruncatedBPTT, meta_train_cached, random_search_meta_lr,
+                                      train_learned_optimizer)
+from l2l_utils.unroll import unroll
 from l2l_utils.verdicts import (Result, across, all_of, better, better_than_all, holds, negate, similar,
                                 sweep_too_narrow, with_positive_control)
 
@@ -92,12 +93,6 @@ def problems(task, n, problem_seed):
     return lambda: task.sample(n, torch.Generator().manual_seed(problem_seed))
 
 
-not_run = claims.not_run
-
-
-def show_claims(*ids):
-    """The claim rows a figure supports, right below it."""
-    display(claims.rows(ids))
 
 
 def beats(frame, step, method, others, margin=0.0):
@@ -136,11 +131,12 @@ print(inspect.getsource(CoordinatewiseLSTM.forward))
 
 # %% [markdown]
 # Meta-training minimises $\mathcal{L}(\phi) = \mathbb{E}_f[\sum_{t} w_t f(\theta_t)]$ with $w_t = 1$ by Adam over
-# truncated unrolls. The optimizee gradient enters as a constant (`loss_and_grads` detaches it): gradients along the
-# dashed edges of Fig. 2 are dropped, $\partial\nabla_t/\partial\phi = 0$, so no second derivatives of $f$ are computed.
+# truncated unrolls. The optimizee gradient enters as a constant (the unroller's `order="first"`): gradients along the
+# dashed edges of Fig. 2 are dropped, $\partial\nabla_t/\partial\phi = 0$, so no second derivatives of $f$ are
+# computed. The estimator below is one unit of the shared meta-training driver (`l2l_utils.meta_train`).
 
 # %%
-print(inspect.getsource(truncated_meta_loss))
+print(inspect.getsource(TruncatedBPTT.step))
 
 # %% [markdown]
 # Parameter counts. The MNIST optimizer (2 preprocessed inputs, 2×20 LSTM, linear 20→1; torch's LSTM cells have
@@ -199,7 +195,7 @@ claims.add("Fig. 4 left", "On random 10-D quadratics the LSTM optimizer substant
            "ADAM and NAG (mean loss over many test functions, 100 steps)", "qualitative (plot)",
            criterion(cfg.quad_steps, 0.2, "each of SGD, RMSprop, ADAM, NAG") + " ('substantially': 20%)",
            beats(quad_frame, cfg.quad_steps, "LSTM", HAND, margin=0.2))
-show_claims("Fig. 4 left")
+claims.show("Fig. 4 left")
 
 # %% [markdown]
 # ## 3. A small MLP on MNIST (§3.2, Fig. 4 centre and right)
@@ -249,13 +245,15 @@ if mnist is not None:
             opt = LSTMOptimizer(preprocess_p=cfg.preprocess_p, output_scale=cfg.output_scale,
                                 init_std=cfg.lstm_init_std, init=init).to(dev)
             drift = []
-            untrained = run_learned(opt, problems(base_task, cfg.mnist_val, TUNE_SEED)(), cfg.mnist_steps,
-                                    hook=lambda t, g, u: drift.append(float(torch.cat([v.reshape(-1) for v in u.values()]).mean())))
+            untrained = unroll(opt, problems(base_task, cfg.mnist_val, TUNE_SEED)(), cfg.mnist_steps,
+                               hook=lambda t, before, g, after: drift.append(
+                                   float(torch.cat([(after[k] - before[k]).reshape(-1) for k in after]).mean())))
             W, b = untrained.params["0.weight"], untrained.params["0.bias"]
             hidden = torch.sigmoid(torch.einsum("nij,bj->nbi", W, images) + b[:, None, :])
             saturated = float(((hidden < 0.02) | (hidden > 0.98)).float().mean())
-            history = meta_train(opt, base_task, dataclasses.replace(mnist_meta, epochs=cfg.lstm_init_epochs),
-                                 progress=progress).history
+            history, _ = train_learned_optimizer(opt, base_task, dataclasses.replace(mnist_meta,
+                                                                                     epochs=cfg.lstm_init_epochs),
+                                                 progress=progress)
             rows += [{"init": init, "epoch": int(r.epoch), "val_final_loss": float(r.val_final_loss),
                       "untrained_mean_update": float(np.mean(drift)), "untrained_final_loss": float(np.nanmean(untrained.final)),
                       "untrained_saturated_hidden": saturated} for r in history.itertuples()]
@@ -305,7 +303,7 @@ mnist_claims = {
 }
 if mnist is None:
     for claim, statement in mnist_claims.values():
-        not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
+        claims.not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
 else:
     T = cfg.mnist_steps
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -326,7 +324,7 @@ else:
                                            seed=seed) for a, b in pairs}))
     claims.add(*mnist_claims["right"], "qualitative (plot)", criterion(2 * T, 0.0, "each baseline"),
                beats(mnist_frame, 2 * T, "LSTM", HAND))
-show_claims(*(claim for claim, _ in mnist_claims.values()))
+claims.show(*(claim for claim, _ in mnist_claims.values()))
 
 # %% [markdown]
 # ## 4. Generalisation to other architectures (Fig. 5)
@@ -363,7 +361,7 @@ if mnist is not None:
     plt.show()
 for label, (claim, statement, expect) in variant_claims.items():
     if mnist is None:
-        not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
+        claims.not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
         continue
     result = beats(variant_frames[label], cfg.mnist_steps, "LSTM", HAND)
     if expect == "fail":
@@ -377,7 +375,7 @@ for label, (claim, statement, expect) in variant_claims.items():
                    result)
     else:
         claims.add(claim, statement, "qualitative (plot)", criterion(cfg.mnist_steps), result)
-show_claims(*(claim for claim, _, _ in variant_claims.values()))
+claims.show(*(claim for claim, _, _ in variant_claims.values()))
 
 # %% [markdown]
 # ## 5. Systematic architecture sweep (Fig. 6)
@@ -421,7 +419,7 @@ fig6_statement = ("Varying the optimizee architecture (sigmoid MLPs), the LSTM o
 SIMILAR = [10, 20, 40]  # one hidden layer of 10-40 units: the architectures next to the training one (1×20)
 fig6_criterion = (f"one hidden layer of {SIMILAR} units: " + criterion(cfg.mnist_steps) + ", every such architecture")
 if mnist is None:
-    not_run("Fig. 6", fig6_statement, "qualitative (plot)", f"{cfg.dataset} data missing")
+    claims.not_run("Fig. 6", fig6_statement, "qualitative (plot)", f"{cfg.dataset} data missing")
 elif 1 not in cfg.sweep_layers or sweep_too_narrow(SIMILAR, cfg.sweep_hidden):
     claims.add("Fig. 6", fig6_statement, "qualitative (plot)", fig6_criterion,
                Result(sweep_too_narrow(SIMILAR, cfg.sweep_hidden) or "inconclusive: the sweep has no 1-layer networks",
@@ -434,7 +432,7 @@ else:
     claims.add("Fig. 6", fig6_statement, "qualitative (plot)", fig6_criterion,
                across({f"1×{h}": better_than_all(sweep_scores(h), "LSTM", HAND, paired=True, unit="test problems",
                                                  seed=seed) for h in SIMILAR}))
-show_claims("Fig. 6")
+claims.show("Fig. 6")
 
 # %% [markdown]
 # ## 6. A convolutional network on CIFAR-10 (§3.3, Fig. 7)
@@ -460,7 +458,7 @@ except DatasetMissingError as missing:
     print("not run here: CIFAR-10 not available offline\n", missing)
 if cifar_train is None:
     for claim, statement in cifar_statements.items():
-        not_run(claim, statement, "qualitative (plot)", "CIFAR-10 not available offline here")
+        claims.not_run(claim, statement, "qualitative (plot)", "CIFAR-10 not available offline here")
 else:
     def conv_task(data, classes):
         return ClassifierTask(ConvNet(num_classes=classes), DeviceDataset.from_image_data(data, dev),
@@ -505,7 +503,7 @@ else:
     claims.add("Fig. 7 (LSTM-sub)", cifar_statements["Fig. 7 (LSTM-sub)"], "qualitative (plot)",
                criterion(cfg.cifar_steps).replace("LSTM below", "LSTM-sub below") + ", CIFAR-5 and CIFAR-2",
                across(sub_results))
-show_claims(*cifar_statements)
+claims.show(*cifar_statements)
 
 # %% [markdown]
 # ## 7. Inside the learned optimizer (Appendix B, Fig. 10–13)
@@ -525,7 +523,7 @@ appendix_claims = {
 }
 if mnist is None:
     for claim, statement in appendix_claims.items():
-        not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
+        claims.not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
 else:
     trace_problem = problems(base_task, 1, TEST_SEED + 1)()
     # statistics over trace_stat_coords coordinates; the figures show the first trace_coords of them
@@ -533,12 +531,12 @@ else:
         :max(cfg.trace_coords, cfg.trace_stat_coords)]
     grads_seen, updates_seen = [], []
 
-    def record(step, grads, updates):
+    def record(t, before, grads, after):
         flat = lambda d: torch.cat([v[0].reshape(-1) for v in d.values()])  # first (only) run
         grads_seen.append(flat(grads)[coords.to(dev)].cpu())
-        updates_seen.append(flat(updates)[coords.to(dev)].cpu())
+        updates_seen.append((flat(after) - flat(before))[coords.to(dev)].cpu())
 
-    run_learned(mnist_lstm, trace_problem, cfg.trace_steps, hook=record)
+    unroll(mnist_lstm, trace_problem, cfg.trace_steps, hook=record)
     G, U = torch.stack(grads_seen).double(), torch.stack(updates_seen).double()
     sgd_u = torch_optim_history(make_baseline("SGD", mnist_lrs["SGD"]), G)
     adam_u = torch_optim_history(make_baseline("ADAM", mnist_lrs["ADAM"]), G)
@@ -601,7 +599,7 @@ else:
                holds(lstm_steplike >= 0.5 and any(opposite),
                      f"median step-likeness LSTM {lstm_steplike:.2f}, ADAM {np.median([b for _, b in likeness]):.2f}; "
                      f"opposite direction to ADAM in {sum(opposite)}/{len(opposite)} panels"))
-show_claims(*appendix_claims)
+claims.show(*appendix_claims)
 
 # %% [markdown]
 # ## 8. Claims table
@@ -610,9 +608,9 @@ show_claims(*appendix_claims)
 # `smoke` profile every verdict reads "smoke: pipeline ran".
 
 # %%
-not_run("§3.4 Fig. 8-9", "The LSTM optimizer outperforms standard optimizers on neural art and generalises to a new "
+claims.not_run("§3.4 Fig. 8-9", "The LSTM optimizer outperforms standard optimizers on neural art and generalises to a new "
         "style and double resolution", "qualitative (plot)", "neural art is outside this replication")
-not_run("App. A (ablation)", "Preprocessing is more robust than rescaling inputs by a constant and gives slightly "
+claims.not_run("App. A (ablation)", "Preprocessing is more robust than rescaling inputs by a constant and gives slightly "
         "better results on some problems", "qualitative", "the ablation is not part of this replication")
 claims.save(results_dir / "claims.csv")
 display(Markdown(claims.to_markdown()))

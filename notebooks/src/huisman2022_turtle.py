@@ -2,7 +2,7 @@
 # # Stateless neural meta-learning using second-order gradients (TURTLE) — replication
 #
 # **Paper:** Huisman, Plaat, van Rijn, *Machine Learning* 111, 3227–3244 (2022).
-# Read this notebook next to the paper (`shared/papers/huisman2022_turtle.md`).
+# Read this notebook next to the paper (Huisman, Plaat and van Rijn, *Machine Learning* 2022, arXiv:2104.10527).
 #
 # | section | paper | here |
 # |---|---|---|
@@ -71,17 +71,16 @@ import torch
 from IPython.display import Markdown, display
 
 from l2l_utils.confidence import bootstrap_ci
-from l2l_utils.data import DatasetMissingError
-from l2l_utils.episodes import BaseLearner, FewShotEpisodes, SineTasks
-from l2l_utils.episodic_training import EpisodicConfig, _meta_step, evaluate, fixed_episodes, train_and_test
-from l2l_utils.fewshot_data import load_fewshot_dataset, load_omniglot_subsets, split_classes
-from l2l_utils.meta_learners import (MAML, EpisodicMetaLearner, MetaLearnerLSTM, Turtle, theorem1_parameters,
+from l2l_utils.datasets import DatasetMissingError, load_fewshot_dataset, load_omniglot_subsets, split_classes
+from l2l_utils.episodes import FewShotEpisodes, SineTasks
+from l2l_utils.episodic_training import EpisodicConfig, EpisodicQueryLoss, evaluate, fixed_episodes, train_and_test
+from l2l_utils.meta_learners import (EpisodicMetaLearner, MAML, MetaLearnerLSTM, Turtle, theorem1_parameters,
                                      turtle_inputs)
-from l2l_utils.plotting import profile_title, save_figure
+from l2l_utils.models import Conv4, FunctionalNetwork, sine_network
 from l2l_utils.notebook_setup import start_notebook
+from l2l_utils.plotting import profile_title, save_figure
 from l2l_utils.profiles import ParameterError
 from l2l_utils.results import ResultsStore, cached_frame
-from l2l_utils.tasks import Conv4, sine_network
 from l2l_utils.transfer_baselines import evaluate_transfer, make_head, pretrain
 from l2l_utils.verdicts import (Result, across, all_of, better, better_than_all, in_share_of, similar,
                                 sweep_too_narrow, within_tolerance)
@@ -105,12 +104,6 @@ VAL_SEED, TEST_SEED = 1_000 * seed + 11, 1_000 * seed + 22   # the same validati
 started = run.started
 
 
-not_run = claims.not_run
-
-
-def show_claims(*ids):
-    """The claim rows a figure supports, right below it."""
-    display(claims.rows(ids))
 
 
 def run_seed(r):
@@ -149,12 +142,13 @@ def fmt(summary, digits=3):
 # against finite differences, and that first-order MAML differs from second-order MAML by exactly −α H ∇.
 
 # %%
+print(inspect.getsource(EpisodicMetaLearner.update))
 print(inspect.getsource(EpisodicMetaLearner.adapt))
-print(inspect.getsource(MAML.update))
+print(inspect.getsource(MAML.step))
 print(inspect.getsource(MetaLearnerLSTM.gates))
-print(inspect.getsource(MetaLearnerLSTM.update))
-print(inspect.getsource(Turtle.update))
-print(inspect.getsource(_meta_step))
+print(inspect.getsource(MetaLearnerLSTM.step))
+print(inspect.getsource(Turtle.step))
+print(inspect.getsource(EpisodicQueryLoss.step))
 
 # %% [markdown]
 # Parameter counts of the networks the paper describes (App. A): the sine base learner 1-40-40-1; TURTLE's $g_\phi$
@@ -185,7 +179,7 @@ print(f"Conv-4 (84x84x3, 5-way): {sum(p.numel() for p in _conv4.parameters()):,}
 
 # %%
 _net = sine_network().double()
-_learner = BaseLearner(_net, "regression")
+_learner = FunctionalNetwork(_net, "regression")
 _tasks = SineTasks(cfg.sine_support, cfg.sine_query).sample(100, torch.Generator().manual_seed(VAL_SEED))
 _tasks = type(_tasks)(*(t.double() for t in (_tasks.support_x, _tasks.support_y, _tasks.query_x, _tasks.query_y)))
 _maml = MAML(dict(_net.named_parameters()), inner_lr=cfg.maml_inner_lr)
@@ -219,7 +213,7 @@ claims.add("Theorem 1", "The meta-learner LSTM subsumes MAML: W_f = 0, large b_f
 
 # %%
 sine = SineTasks(cfg.sine_support, cfg.sine_query)
-sine_learner = BaseLearner(sine_network().to(dev), "regression")
+sine_learner = FunctionalNetwork(sine_network().to(dev), "regression")
 sine_val = fixed_episodes(sine, cfg.sine_val_tasks, VAL_SEED, cfg.eval_chunk, dev)
 sine_test = fixed_episodes(sine, cfg.sine_test_tasks, TEST_SEED, cfg.eval_chunk, dev)
 
@@ -434,7 +428,7 @@ t_lo, t_hi = min(cfg.fig3_T), max(cfg.fig3_T)
 stability_statement = ("TURTLE's stability decreases as T increases: wider confidence intervals, and the performance "
                        "with fewer hidden layers deteriorates")
 if t_lo == t_hi:
-    not_run("Fig. 3 (stability vs T)", stability_statement, "qualitative (plot)", "only one value of T in the sweep")
+    claims.not_run("Fig. 3 (stability vs T)", stability_statement, "qualitative (plot)", "only one value of T in the sweep")
 else:
     shallow = min(cfg.fig3_layers)
     spreads = {T: [run_spread(fig3_runs("SO-TURTLE", T, d)) for d in cfg.fig3_layers] for T in (t_lo, t_hi)}
@@ -462,7 +456,7 @@ else:
                across({f"T={T}": better_than_all({d: fig3_runs("SO-TURTLE", T, d) for d in cfg.fig3_layers},
                                                  best_depth("SO-TURTLE", T, (5, 6)), others, **kw)
                        for T in cfg.fig3_T}))
-show_claims("Fig. 3 (MAML order)", "Fig. 3 (TURTLE order)", "Fig. 3 (stability vs T)", "Fig. 3 (depth)")
+claims.show("Fig. 3 (MAML order)", "Fig. 3 (TURTLE order)", "Fig. 3 (stability vs T)", "Fig. 3 (depth)")
 
 # %% [markdown]
 # ### Fig. 4: MAML vs the meta-learner LSTM vs TURTLE (§5.2)
@@ -519,7 +513,7 @@ claims.add("Fig. 4 (TURTLE vs MAML)", "TURTLE outperforms MAML (and the meta-lea
            "regression (abstract, §6)", "qualitative (plot)", "median test MSE, TURTLE / MAML < 1, every T",
            across({f"T={T}": better(fig4_runs("TURTLE", T), fig4_runs("MAML", T), ("TURTLE", "MAML"),
                                     statistic="median", **kw) for T in cfg.fig4_T}))
-show_claims("Fig. 4 (TURTLE vs LSTM)", "Fig. 4 (TURTLE vs MAML)")
+claims.show("Fig. 4 (TURTLE vs LSTM)", "Fig. 4 (TURTLE vs MAML)")
 
 # %% [markdown]
 # ## 5. Few-shot image classification: miniImageNet and CUB (§5.3–5.4, Tables 1–2)
@@ -604,7 +598,7 @@ def fewshot_runs(tag, train, val, test, shots, in_channels, image_size):
     samplers = {name: FewShotEpisodes(*part, cfg.n_way, shots, cfg.image_query)
                 for name, part in (("train", train), ("val", val), ("test", test))}
     # on a CPU a loop over tasks beats vmapped (grouped) convolutions, see benchmarks/bench_turtle.py; same numbers
-    learner = BaseLearner(make_net().to(dev), "classification", vectorize=dev.type == "cuda")
+    learner = FunctionalNetwork(make_net().to(dev), "classification", vectorize=dev.type == "cuda")
     val_eps = fixed_episodes(samplers["val"], cfg.image_val_tasks, VAL_SEED, 50, dev)
     test_eps = fixed_episodes(samplers["test"], cfg.image_test_tasks, TEST_SEED, 50, dev)
     image_dir = results_dir / tag
@@ -728,7 +722,7 @@ def add_image_claims(measured, why, label=None, skip=()):
         if key in measured:
             claims.add(name, statement, "—" if label else value, criterion, measured[key])
         else:
-            not_run(name, statement, "—" if label else value, why)
+            claims.not_run(name, statement, "—" if label else value, why)
 
 
 image_data = {}
@@ -762,7 +756,7 @@ measured = image_claims(pd.concat(within, ignore_index=True),
                         if len(image_data) == 2 else None) if within else {}
 add_image_claims(measured, "miniImageNet and CUB not available offline here" if not image_data else
                  "needs both miniImageNet and CUB")
-show_claims(*(claim for claim, *_ in image_statements.values()))
+claims.show(*(claim for claim, *_ in image_statements.values()))
 
 # %% [markdown]
 # ## 6. Extension: the same few-shot pipeline on Omniglot (not in the paper)
@@ -794,7 +788,7 @@ if omniglot is not None:
     display(accuracy_table(omni))
 add_image_claims(image_claims(omni) if omniglot is not None else {}, omniglot_why, "Omniglot extension",
                  skip=("cross-domain",))
-show_claims(*(f"Omniglot extension ({key})" for key in image_statements if key != "cross-domain"))
+claims.show(*(f"Omniglot extension ({key})" for key in image_statements if key != "cross-domain"))
 
 # %% [markdown]
 # ## 7. Running time (§5.5, Fig. 5)

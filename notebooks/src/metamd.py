@@ -2,7 +2,7 @@
 # # MetaMD: Principled Optimiser Meta-Learning for Deep Learning — replication
 #
 # **Paper:** anonymous ICLR submission, *MetaMD: Principled Optimiser Meta-Learning for Deep Learning* (Meta Mirror
-# Descent). Read this notebook next to the paper (`shared/papers/metamd_meta_mirror_descent.md`).
+# Descent). Read this notebook next to the paper (the anonymous ICLR submission on OpenReview).
 #
 # | section | paper | here |
 # |---|---|---|
@@ -90,29 +90,29 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from l2l_utils.convergence import run_to_convergence, torch_optimizer_step, tune_iterations
-from l2l_utils.data import DatasetMissingError, DeviceDataset, load_image_dataset
-from l2l_utils.digit_datasets import (available_splits, lenet, load_digit_dataset, load_stl10, resnet18, rotated_mnist,
-                                      to_rgb)
-from l2l_utils.highres_datasets import load_highres
-from l2l_utils.landscape import feature_spectrum, loss_along, penultimate_features, top_hessian_eigenpair
+from l2l_utils.baselines import baseline_rule
+from l2l_utils.convergence import run_to_convergence, tune_iterations
+from l2l_utils.datasets import (DatasetMissingError, DeviceDataset, available_splits, imagenet_resnet18,
+                                load_digit_dataset, load_highres, load_image_dataset, load_stl10, rotated_mnist,
+                                to_rgb)
 from l2l_utils.hypergradients import (ESTIMATORS, compare_estimators, cosine, fixed_point_hypergradient,
-                                     forward_mode_hypergradient, inner_loop, mirror_hypergradient,
-                                     neumann_inverse_hvp, relative_error, unrolled_hypergradient)
+                                      forward_mode_hypergradient, inner_loop, mirror_hypergradient,
+                                      neumann_inverse_hvp, relative_error, unrolled_hypergradient)
 from l2l_utils.implicit_meta_training import (MetaMDConfig, QuadraticMetaConfig, fixed_problems, meta_train_diagonal,
                                               meta_train_mirror, validation_objective)
+from l2l_utils.landscape import feature_spectrum, loss_along, penultimate_features, top_hessian_eigenpair
 from l2l_utils.learned_optimizers import LSTMOptimizer, PerParameterLearningRates
-from l2l_utils.meta_test import (evaluate_runner, grid_search, learned_runner, mean_std, split_data,
-                                 torch_runner, train_runs)
-from l2l_utils.meta_training import MetaTrainConfig, meta_train_cached, meta_train_key
-from l2l_utils.mirror_descent import DiagonalMirrorMap, KroneckerMirrorMap, MirrorDescentOptimizer
-from l2l_utils.plotting import profile_title, save_figure
+from l2l_utils.meta_test import evaluate_rule, grid_search, mean_std, split_data, train_runs
+from l2l_utils.mirror_descent import (DiagonalMirrorDescent, DiagonalMirrorMap, KroneckerMirrorMap,
+                                      MirrorDescentOptimizer)
+from l2l_utils.models import lenet, mlp, resnet18
 from l2l_utils.notebook_setup import start_notebook
-from l2l_utils.pretrained import imagenet_resnet18
+from l2l_utils.plotting import profile_title, save_figure
 from l2l_utils.profiles import ParameterError
 from l2l_utils.results import ResultsStore, cached_frame, cached_training, training_key
-from l2l_utils.tasks import ClassifierTask, ClassSubsetTask, LeastSquaresProblem, MixtureTask, QuadraticFamily2D, mlp
-from l2l_utils.verdicts import (Result, across, all_of, better, better_than_all, holds, negate, within_tolerance)
+from l2l_utils.tasks import ClassSubsetTask, ClassifierTask, LeastSquaresProblem, MixtureTask, QuadraticFamily2D
+from l2l_utils.truncated_bptt import MetaTrainConfig, meta_train_cached, meta_train_key
+from l2l_utils.verdicts import Result, across, all_of, better, better_than_all, holds, negate, within_tolerance
 
 PAPER = "metamd"
 
@@ -135,12 +135,6 @@ cfg, dev, results_dir, figures_dir, store, claims, run_note = (
 started = run.started
 
 
-not_run = claims.not_run
-
-
-def show_claims(*ids):
-    """The claim rows a figure or table supports, right below it."""
-    display(claims.rows(ids))
 
 # %% [markdown]
 # ## 1. The method (§3–4, App. A.2–A.6, A.12)
@@ -392,8 +386,8 @@ if len(hypergradients):
     print(f"our defaults: one Adam-length step at meta_lr = {cfg.meta_lr:g} along the exact hypergradient lowers E "
           f"in {int((descent < 0).sum())} of {len(descent)} (network, T) settings")
 else:
-    not_run("§4.4 / Eq. 13", eq13, "implied", hypergradient_why)
-show_claims("§4.4 / Eq. 13")
+    claims.not_run("§4.4 / Eq. 13", eq13, "implied", hypergradient_why)
+claims.show("§4.4 / Eq. 13")
 
 # %% [markdown]
 # ## 2. Fig. 1: 2-D quadratics (§5.1, App. A.1)
@@ -421,19 +415,16 @@ for q0 in cfg.quad_q0_means:
     tests = [family.sample(1, torch.Generator().manual_seed(10_000 + seed + i)) for i in range(cfg.quad_test_problems)]
     tuning = [family.sample(1, torch.Generator().manual_seed(20_000 + seed + i)) for i in range(cfg.quad_tune_problems)]
     m = diag.m.detach()
-
-    def metamd_step(lr, problem, m=m):
-        return lambda th: th - lr * problem.grad(th) / m
-
-    makers = {"MetaMD": (metamd_step, cfg.quad_md_lrs)}
+    # every optimiser is an update rule: mirror descent with the learned diagonal M, torch.optim for the rest
+    makers = {"MetaMD": (lambda lr: DiagonalMirrorDescent(diag, lr), cfg.quad_md_lrs)}
     for name, grid in (("SGD", cfg.quad_sgd_lrs), ("SGD-M", cfg.quad_sgd_lrs), ("ADAM", cfg.quad_adam_lrs)):
-        makers[name] = ((lambda lr, problem, name=name: torch_optimizer_step(name, lr, problem)), grid)
+        makers[name] = ((lambda lr, name=name: baseline_rule(name, lr)), grid)
     lrs = {}
-    for name, (make_step, grid) in makers.items():
-        lrs[name], _ = tune_iterations(make_step, grid, tuning, cfg.quad_tol, cfg.quad_max_iters)
+    for name, (make_rule, grid) in makers.items():
+        lrs[name], _ = tune_iterations(make_rule, grid, tuning, cfg.quad_tol, cfg.quad_max_iters)
         label = "Adam" if name == "ADAM" else name
         for i, test in enumerate(tests):  # the same test problems for every optimiser (paired)
-            iters, path = run_to_convergence(make_step(lrs[name], test), test, cfg.quad_tol, cfg.quad_max_iters)
+            iters, path = run_to_convergence(make_rule(lrs[name]), test, cfg.quad_tol, cfg.quad_max_iters)
             if i == 0:
                 quad_paths[(q0, label)] = (path, test)
             quad_rows.append({"Q00 mean": q0, "optimizer": label, "problem": i, "lr": lrs[name],
@@ -490,7 +481,7 @@ claims.add("Fig. 1", "All optimisers reach the minimum, but those that have not 
            f"iterations to f − f* < {cfg.quad_tol:g} on {cfg.quad_test_problems} test problems per setting: every "
            "optimiser converges on all, and MetaMD's median is below each other's (paired)",
            across({f"Q00 mean {q0}": fig1_setting(group) for q0, group in quad.groupby("Q00 mean")}))
-show_claims("Fig. 1")
+claims.show("Fig. 1")
 
 # %% [markdown]
 # ## 3–6. Networks: RotatedMNIST and DiverseDigits (§5.2, App. A.7, A.13, A.16)
@@ -544,15 +535,15 @@ def meta_test(tag, task_train, task_full, val_data, test_data, learned, data_key
     mirror, l2o, metasgd, learned_keys = learned
     optimizers, steps, weight_decays = optimizers or cfg.optimizers, steps or cfg.test_steps, weight_decays or cfg.weight_decays
     candidates = {
-        "SGD": (lambda lr: torch_runner("SGD", lr), cfg.sgd_lrs),
-        "SGD-M": (lambda lr: torch_runner("SGD-M", lr), cfg.sgd_lrs),
-        "Adam": (lambda lr: torch_runner("ADAM", lr), cfg.adam_lrs),
-        "RMSprop": (lambda lr: torch_runner("RMSprop", lr), cfg.sgd_lrs),
-        "L2O": (lambda lr: learned_runner(l2o), [None]),
-        "Meta-SGD": (lambda lr: learned_runner(metasgd), [None]),
-        "MetaMD": (lambda lr: learned_runner(MirrorDescentOptimizer(mirror, lr)), cfg.learned_lrs),
-        "PowerSign": (lambda lr: torch_runner("PowerSign", lr), cfg.learned_lrs),
-        "AddSign": (lambda lr: torch_runner("AddSign", lr), cfg.learned_lrs),
+        "SGD": (lambda lr: baseline_rule("SGD", lr), cfg.sgd_lrs),
+        "SGD-M": (lambda lr: baseline_rule("SGD-M", lr), cfg.sgd_lrs),
+        "Adam": (lambda lr: baseline_rule("ADAM", lr), cfg.adam_lrs),
+        "RMSprop": (lambda lr: baseline_rule("RMSprop", lr), cfg.sgd_lrs),
+        "L2O": (lambda lr: l2o, [None]),
+        "Meta-SGD": (lambda lr: metasgd, [None]),
+        "MetaMD": (lambda lr: MirrorDescentOptimizer(mirror, lr), cfg.learned_lrs),
+        "PowerSign": (lambda lr: baseline_rule("PowerSign", lr), cfg.learned_lrs),
+        "AddSign": (lambda lr: baseline_rule("AddSign", lr), cfg.learned_lrs),
     }
     curves, scores = [], []
     for name, (make, grid) in ((n, c) for n, c in candidates.items() if n in optimizers):
@@ -560,7 +551,7 @@ def meta_test(tag, task_train, task_full, val_data, test_data, learned, data_key
 
         def compute(make=make, grid=grid, name=name):
             best, table = grid_search(make, grid, weight_decays, task_train, val_data, steps, seed + 7)
-            c, s = evaluate_runner(make(best["lr"]), task_full, test_data, steps, cfg.trials, seed + 11,
+            c, s = evaluate_rule(make(best["lr"]), task_full, test_data, steps, cfg.trials, seed + 11,
                                    best["weight_decay"], accuracy_every, train_eval, optimizer=name, heldout=tag)
             s["lr"], s["weight_decay"] = best["lr"], best["weight_decay"]
             return pd.concat([c.assign(kind="curve"), s.assign(kind="score")], ignore_index=True)
@@ -633,7 +624,7 @@ def accuracy_claim(claim, statement, paper_value, scores, why):
     """MetaMD's test accuracy above every other optimiser's on every held-out domain (mean over trials, paired; a
     diverged trial counts as a failure)."""
     if scores is None or not len(scores):
-        not_run(claim, statement, paper_value, why)
+        claims.not_run(claim, statement, paper_value, why)
         return
     claims.add(claim, statement, paper_value, "test accuracy, MetaMD above every other optimiser (mean over trials, "
                "paired by trial), every held-out domain",
@@ -648,10 +639,10 @@ def auc_claim(claim, statement, paper_value, scores, why, against=None, second_a
     paired by trial, every held-out domain; ``second_after``: that one optimiser below MetaMD and MetaMD below the
     rest (a rank claim)."""
     if scores is None or not len(scores):
-        not_run(claim, statement, paper_value, why)
+        claims.not_run(claim, statement, paper_value, why)
         return
     if second_after is not None and second_after not in set(scores["optimizer"]):
-        not_run(claim, statement, paper_value, f"{second_after} is not among the optimisers run")
+        claims.not_run(claim, statement, paper_value, f"{second_after} is not among the optimisers run")
         return
     per = {}
     for held, group in scores.groupby("heldout"):
@@ -693,7 +684,7 @@ if rotated is not None:
 accuracy_claim("Table 1 (top)", "On RotatedMNIST (3-layer MLP, leave-one-domain-out) MetaMD gives the best test accuracy "
                "on every held-out domain", "MetaMD 95.67 / 95.59 / 95.50 / 95.33 / 95.03 / 94.99 vs best other <= 95.0",
                rot_scores if rotated is not None else None, "MNIST data missing")
-show_claims("Table 1 (top)")
+claims.show("Table 1 (top)")
 
 # %% [markdown]
 # ### DiverseDigits, LeNet, T = 500 (Table 1 bottom, Fig. 3, Fig. 5)
@@ -736,8 +727,8 @@ accuracy_claim("Table 1 (bottom)", "On DiverseDigits (LeNet) MetaMD typically pr
                "MetaMD best in most columns", dig_scores if len(dig_scores) else None, "DiverseDigits data missing")
 for name in ("QMNIST", "SVHN"):
     if name in digit_missing:
-        not_run(f"Table 1 (bottom, {name})", f"MetaMD on held-out {name}", "see Table 1", digit_missing[name])
-show_claims("Table 1 (bottom)", "Table 1 (bottom, QMNIST)", "Table 1 (bottom, SVHN)")
+        claims.not_run(f"Table 1 (bottom, {name})", f"MetaMD on held-out {name}", "see Table 1", digit_missing[name])
+claims.show("Table 1 (bottom)", "Table 1 (bottom, QMNIST)", "Table 1 (bottom, SVHN)")
 
 # %% [markdown]
 # ### ResNet-18 on CIFAR-10 (Table 2, Fig. 2 right, Table 5)
@@ -770,7 +761,7 @@ accuracy_claim("Table 2", "ResNet-18 on CIFAR-10 (meta-trained on STL-10 + Diver
                "accuracy", "MetaMD 93.56 vs AdamW 92.66, SGD-M 91.37, KFAC 87.54", cifar_scores, cifar_why)
 auc_claim("Fig. 2 (right) / Table 5", "MetaMD converges fastest on ResNet-18 / CIFAR-10 (smallest AUC)",
           "11.82 vs Adam 15.27", cifar_scores, cifar_why)
-show_claims("Table 2", "Fig. 2 (right) / Table 5")
+claims.show("Table 2", "Fig. 2 (right) / Table 5")
 
 # %%
 def plot_curves(ax, curves, title):
@@ -814,7 +805,7 @@ auc_claim("Fig. 2 (left) / A.13", "MetaMD converges rapidly on RotatedMNIST (tra
 auc_claim("Fig. 3 / Fig. 5", "MetaMD is clearly faster than SGD and SGD-M in training convergence on DiverseDigits",
           "qualitative (plot)", dig_scores if len(dig_scores) else None, "DiverseDigits data missing",
           against=["SGD", "SGD-M"])
-show_claims("Fig. 2 (left) / A.13", "Fig. 3 / Fig. 5")
+claims.show("Fig. 2 (left) / A.13", "Fig. 3 / Fig. 5")
 
 # %% [markdown]
 # ### App. A.16, Fig. 9: weight decay as domain shift
@@ -838,10 +829,10 @@ if rotated is not None:
     def weight_decay_shift():
         rows = []
         for wd in [0.0, *cfg.shift_weight_decays]:
-            for name, runner in (("SGD", torch_runner("SGD", float(chosen["SGD"]))),
-                                 ("Adam", torch_runner("ADAM", float(chosen["Adam"]))),
-                                 ("MetaMD", learned_runner(MirrorDescentOptimizer(mirror, float(chosen["MetaMD"]))))):
-                _, s = evaluate_runner(runner, task, test_data, cfg.test_steps, cfg.trials, seed + 13, wd,
+            for name, runner in (("SGD", baseline_rule("SGD", float(chosen["SGD"]))),
+                                 ("Adam", baseline_rule("ADAM", float(chosen["Adam"]))),
+                                 ("MetaMD", MirrorDescentOptimizer(mirror, float(chosen["MetaMD"])))):
+                _, s = evaluate_rule(runner, task, test_data, cfg.test_steps, cfg.trials, seed + 13, wd,
                                        optimizer=name)
                 rows.append(s.assign(weight_decay=wd))
         return pd.concat(rows, ignore_index=True)
@@ -867,9 +858,9 @@ if rotated is not None:
                                                      unit="trials", seed=seed)
                        for wd, g in shift.groupby("weight_decay")}))
 else:
-    not_run("App. A.16 / Fig. 9", "MetaMD has the lowest AUC at every weight decay", "qualitative (plot)",
+    claims.not_run("App. A.16 / Fig. 9", "MetaMD has the lowest AUC at every weight decay", "qualitative (plot)",
             "MNIST data missing")
-show_claims("App. A.16 / Fig. 9")
+claims.show("App. A.16 / Fig. 9")
 
 # %% [markdown]
 # ### The hypergradient ablation: Algorithm 1 with each estimator
@@ -930,8 +921,8 @@ if rotated is not None:
                                f"{r['E_val_at_I']:.4g}), ‖M − I‖_F {r['frobenius_M_minus_I_end']:.3g}, test accuracy "
                                f"{100 * r['test_accuracy']:.2f}%, AUC {r['auc']:.3g}" for r in sign_rows)))
 else:
-    not_run("Algorithm 1 (meta-objective)", "Algorithm 1 lowers the meta-objective", "implied", rotated_why)
-show_claims("Algorithm 1 (meta-objective)")
+    claims.not_run("Algorithm 1 (meta-objective)", "Algorithm 1 lowers the meta-objective", "implied", rotated_why)
+claims.show("Algorithm 1 (meta-objective)")
 
 # %% [markdown]
 # ## 9. High-resolution datasets with ResNet-18 (§5.2, App. A.9–A.11, A.14)
@@ -1047,13 +1038,13 @@ if hr_train and hr_test:
         ft_why = "the ImageNet ResNet-18 weights are not available offline here"
         print(str(error).splitlines()[0])
 if hr_scores is None:
-    not_run("Table 3 / Fig. 4, 6", "On the high-resolution meta-test datasets MetaMD gives the best test accuracy",
+    claims.not_run("Table 3 / Fig. 4, 6", "On the high-resolution meta-test datasets MetaMD gives the best test accuracy",
             "MetaMD best on Caltech, DTD, Flowers and PubFig", hr_why)
-    not_run("Table 6", "High-resolution AUC: MetaMD ranks second after Adam", "average rank 2.00", hr_why)
+    claims.not_run("Table 6", "High-resolution AUC: MetaMD ranks second after Adam", "average rank 2.00", hr_why)
 if ft_scores is None:
-    not_run("Table 8 / A.14", "Fine-tuning an ImageNet ResNet-18 with MetaMD is competitive", "average rank 1.5",
+    claims.not_run("Table 8 / A.14", "Fine-tuning an ImageNet ResNet-18 with MetaMD is competitive", "average rank 1.5",
             hr_why or ft_why)
-show_claims("Table 3 / Fig. 4, 6", "Table 6", "Table 8 / A.14")
+claims.show("Table 3 / Fig. 4, 6", "Table 6", "Table 8 / A.14")
 
 
 
@@ -1075,8 +1066,8 @@ def landscape_and_rank(task, scores, heldout):
     chosen = scores[scores["heldout"] == heldout].groupby("optimizer")[["lr", "weight_decay"]].first()
     baseline = "SGD" if "SGD" in chosen.index else "SGD-M"
     mirror = learned_by_heldout[heldout]
-    runners = {baseline: torch_runner(baseline, float(chosen.loc[baseline, "lr"])),
-               "MetaMD": learned_runner(MirrorDescentOptimizer(mirror, float(chosen.loc["MetaMD", "lr"])))}
+    runners = {baseline: baseline_rule(baseline, float(chosen.loc[baseline, "lr"])),
+               "MetaMD": MirrorDescentOptimizer(mirror, float(chosen.loc["MetaMD", "lr"]))}
     pick = torch.randperm(len(task.dataset), generator=torch.Generator().manual_seed(seed))[:cfg.landscape_images]
     x, y = task.dataset.inputs[pick.to(task.dataset.device)], task.dataset.targets[pick.to(task.dataset.device)]
     alphas = np.linspace(-cfg.landscape_radius, cfg.landscape_radius, cfg.landscape_points)
@@ -1158,9 +1149,9 @@ for setting, group in (flatness.groupby("setting", sort=False) if len(flatness) 
                                             ("MetaMD", other), margin=0.05, paired=True, unit="trials", seed=seed)}))
 if hr_scores is None:
     flat_claims.append("A.10-A.11 / Fig. 7-8 (high resolution)")
-    not_run(flat_claims[-1], "MetaMD reaches flatter minima and lower-rank features than SGD on the high-resolution "
+    claims.not_run(flat_claims[-1], "MetaMD reaches flatter minima and lower-rank features than SGD on the high-resolution "
             "meta-test datasets", "qualitative (plots)", hr_why)
-show_claims(*flat_claims)
+claims.show(*flat_claims)
 
 # %% [markdown]
 # ## 7. Table 9: number of meta-parameters on ResNet-18 (App. A.15)
@@ -1188,7 +1179,7 @@ claims.add("Table 9", "MetaMD has far fewer meta-parameters than Meta-SGD on Res
                  f"{'equals' if metamd_count == 37_664 else 'differs from'} the paper's: ours includes batch-norm "
                  f"layers (weight and bias as one 2-column block) and the classifier, the paper does not say which "
                  f"layers it counts; the paper's Meta-SGD count equals ResNet-18 without its classifier ({no_fc:,})"))
-show_claims("Table 9")
+claims.show("Table 9")
 
 # %% [markdown]
 # ## 8. Theorem 4.1: the bound's quantities for the learned M
@@ -1228,8 +1219,8 @@ if rotated is not None:
                       "its quantities for the learned M are reported", f"C = {C:.3g}, r = {r:.3g}, n = {n}, 2B/(ηT) = "
                       f"{term:.3g}, complexity terms = {complexity:.3g}"))
 else:
-    not_run("Theorem 4.1", "Bound quantities for the learned M", "bound", rotated_why)
-show_claims("Theorem 4.1")
+    claims.not_run("Theorem 4.1", "Bound quantities for the learned M", "bound", rotated_why)
+claims.show("Theorem 4.1")
 
 # %% [markdown]
 # ## 10. Claims table
@@ -1239,7 +1230,7 @@ show_claims("Theorem 4.1")
 # timing is in `benchmarks/bench_metamd.py`. At the `smoke` profile every verdict reads "smoke: pipeline ran".
 
 # %%
-not_run("Table 7", "Per-iteration wall clock of MetaMD is about 11% above SGD-M on ResNet-18 at 224×224",
+claims.not_run("Table 7", "Per-iteration wall clock of MetaMD is about 11% above SGD-M on ResNet-18 at 224×224",
         "131.12 vs 118.21 ms", "a timing, measured by benchmarks/bench_metamd.py (see its README), not in this notebook")
 claims.save(results_dir / "claims.csv")
 display(Markdown(claims.to_markdown()))

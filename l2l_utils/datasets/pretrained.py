@@ -2,7 +2,7 @@
 
 The weights are torchvision's ``ResNet18_Weights.IMAGENET1K_V1`` file, looked for under the data root as
 ``<root>/pretrained/resnet18-f37072fd.pth`` or in torch's hub cache; never downloaded here. They are loaded
-into :func:`l2l_utils.digit_datasets.resnet18`, whose batch norm uses batch statistics (the functional
+into :func:`l2l_utils.models.resnet18`, whose batch norm uses batch statistics (the functional
 training of many networks at once needs that), so the ImageNet running averages are not used; the
 classifier is a fresh ``num_classes``-way layer.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import DatasetMissingError, resolve_data_dir
-from .digit_datasets import resnet18
+from .core import DatasetMissingError, resolve_data_dir
+from ..models import resnet18
 
 RESNET18_FILE = "resnet18-f37072fd.pth"
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torchvision
 
-from .runtime import project_root
+from ..runtime import project_root
 
 SUPPORTED = ("MNIST", "FashionMNIST", "CIFAR10")
 SPLITS = ("train", "test")

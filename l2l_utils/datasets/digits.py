@@ -6,16 +6,16 @@ MetaMD ("Principled Optimiser Meta-Learning for Deep Learning", §5.2) meta-trai
 * **DiverseDigits**: MNIST, QMNIST, KMNIST, FashionMNIST, USPS and SVHN, "resizing all images to
   28×28 greyscale" (LeNet); ResNet-18 is used for the CIFAR-10 experiment.
 
-Every loader returns :class:`l2l_utils.data.ImageData` with float32 images (N, 1, 28, 28) in [0, 1] and
+Every loader returns :class:`l2l_utils.datasets.ImageData` with float32 images (N, 1, 28, 28) in [0, 1] and
 int64 labels 0..9. Files are looked for under the data root (``data_dir``, else ``$L2L_DATA_DIR``, else
-``<project>/data``) in torchvision's layout, then in the writable cache (:func:`l2l_utils.data.cache_dir`), where
+``<project>/data``) in torchvision's layout, then in the writable cache (:func:`l2l_utils.datasets.cache_dir`), where
 downloads go. The data root is never written to: compressed idx files are copied into the cache and
 decompressed there. KMNIST, USPS and SVHN are read by the small readers below (torchvision's classes insist
 on all splits or on the original md5 sums), so a single split, or small files in the same format, work.
 
 Downloads (``download=True``, only for files that are absent) use torchvision's URLs, md5 sums and
 ``download_url``. Where the network is unreachable they fail fast (name resolution fails) and raise
-:class:`~l2l_utils.data.DatasetMissingError`; a socket timeout of :data:`DOWNLOAD_TIMEOUT_S` seconds bounds a
+:class:`~l2l_utils.datasets.DatasetMissingError`; a socket timeout of :data:`DOWNLOAD_TIMEOUT_S` seconds bounds a
 stalled connection. On a machine that drops packets silently, pass ``download=False``.
 """
 
@@ -41,7 +41,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from .data import (SPLITS, DatasetMissingError, ImageData, _make_image_data, _stage_files, cache_dir,
+from .core import (SPLITS, DatasetMissingError, ImageData, _make_image_data, _stage_files, cache_dir,
                    load_image_dataset, resolve_data_dir)
 
 ROTATED_MNIST_ANGLES = (0, 15, 30, 45, 60, 75)
@@ -98,7 +98,7 @@ def _check_args(name: str, split: str) -> None:
 def available_splits(name: str, data_dir: str | os.PathLike | None = None) -> list[str]:
     """The splits of ``name`` whose files are all on disk (data root or cache); never downloads.
 
-    With the offline copies in ``/work/shared/data`` this is ``["test"]`` for KMNIST and USPS.
+    With offline copies that hold only the test splits this is ``["test"]`` for KMNIST and USPS.
     """
     _check_args(name, "train")
     root = resolve_data_dir(data_dir)
@@ -148,7 +148,7 @@ def _download(name: str, split: str, dst: Path, missing: list[str]) -> None:
     elif name in ("USPS", "SVHN"):
         url, fname, md5 = getattr(torchvision.datasets, name).split_list[split]
         _tv_utils.download_url(url, str(dst), fname, md5)
-    else:  # MNIST/FashionMNIST go through l2l_utils.data
+    else:  # MNIST/FashionMNIST go through the core module
         raise AssertionError(name)
 
 
@@ -280,7 +280,7 @@ def load_digit_dataset(name: str, split: str = "train", data_dir: str | os.PathL
     """One DiverseDigits dataset as float32 (N, 1, 28, 28) in [0, 1] with int64 labels 0..9.
 
     ``name`` is one of :data:`DIVERSE_DIGITS`, ``split`` "train" or "test". MNIST and FashionMNIST come from
-    :func:`l2l_utils.data.load_image_dataset`; USPS (16×16) and SVHN (32×32 RGB, converted to greyscale) are
+    :func:`l2l_utils.datasets.load_image_dataset`; USPS (16×16) and SVHN (32×32 RGB, converted to greyscale) are
     resized bilinearly with antialiasing. Missing files raise :class:`DatasetMissingError` naming them; with
     ``download=True`` torchvision's download of the missing files is tried first (into the cache). Cached
     per process; treat the result as read-only.
@@ -357,35 +357,6 @@ def rotated_mnist(angle: float, split: str = "train", data_dir: str | os.PathLik
 
 
 # ----------------------------------------------------------------------------- models
-
-
-def lenet(num_classes: int = 10) -> nn.Module:
-    """LeNet-5 for (N, 1, 28, 28) inputs, as commonly used for MNIST-sized digits.
-
-    conv 1->6 5×5 (padding 2), ReLU, maxpool 2; conv 6->16 5×5, ReLU, maxpool 2; flatten (16·5·5 = 400);
-    fc 120, ReLU; fc 84, ReLU; fc ``num_classes``. Parameters with 10 classes:
-    156 + 2,416 + 48,120 + 10,164 + 850 = **61,706**.
-    """
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, num_classes),
-    )
-
-
-def resnet18(num_classes: int = 10) -> nn.Module:
-    """torchvision's ResNet-18 (ImageNet stem, 3-channel input), randomly initialised, never downloads.
-
-    11,181,642 parameters with 10 classes, of which 11,176,512 are outside the final ``fc`` layer; that is
-    the Meta-SGD meta-parameter count in the MetaMD paper's Table 9. Batch norm uses batch statistics only
-    (no running averages), so a training step is a function of the parameters alone, as the functional
-    (vmapped) training of many networks needs; the parameter count is unchanged.
-    """
-    return torchvision.models.resnet18(weights=None, num_classes=num_classes,
-                                       norm_layer=lambda c: nn.BatchNorm2d(c, track_running_stats=False))
 
 
 def load_stl10(split: str = "train", data_dir: str | os.PathLike | None = None) -> ImageData:

@@ -3,7 +3,7 @@
 Meta-train: Aircraft, Butterfly, Pets. Meta-test: Caltech(-256), DTD, Flowers, PubFig. Every image is
 converted to RGB and resized to ``image_size`` × ``image_size`` (the paper: "We resize them to standard
 224×224 for ResNet18"; a plain resize of the whole image, no crop). :func:`load_highres` returns
-:class:`l2l_utils.data.ImageData` with float32 images (N, 3, s, s) in [0, 1] and int64 labels 0..C-1.
+:class:`l2l_utils.datasets.ImageData` with float32 images (N, 3, s, s) in [0, 1] and int64 labels 0..C-1.
 
 Splits, chosen to match the paper's Table 4 (train / test / classes) where a standard split does:
 
@@ -31,7 +31,7 @@ Caltech256 and PubFig share :func:`per_class_split`, which depends only on the l
 
 Files are read from the data root (``data_dir``, else ``$L2L_DATA_DIR``, else ``<project>/data``) and never
 downloaded (and the root is never written to); missing files raise
-:class:`~l2l_utils.data.DatasetMissingError` with the expected layout (:func:`highres_layout`).
+:class:`~l2l_utils.datasets.DatasetMissingError` with the expected layout (:func:`highres_layout`).
 
 Decoding tens of thousands of JPEGs is slow, so images are decoded by a ``DataLoader`` (worker processes for
 more than 256 images) and the resized uint8 images + labels are cached as one ``.pt`` file under
@@ -55,7 +55,7 @@ import torchvision
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torchvision import transforms
 
-from .data import DatasetMissingError, ImageData, _make_image_data, cache_dir, resolve_data_dir
+from .core import DatasetMissingError, ImageData, _make_image_data, cache_dir, resolve_data_dir
 
 META_TRAIN = ("Aircraft", "Butterfly", "Pets")
 META_TEST = ("Caltech256", "DTD", "Flowers", "PubFig")

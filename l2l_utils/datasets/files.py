@@ -25,7 +25,7 @@ from pathlib import Path
 import torchvision
 from torchvision.datasets.utils import download_url
 
-from .data import resolve_data_dir
+from .core import resolve_data_dir
 
 FETCH_TIMEOUT_S = 60.0
 

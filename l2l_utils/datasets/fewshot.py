@@ -2,7 +2,7 @@
 
 Omniglot (the two small background sets), miniImageNet (class splits of Ravi & Larochelle 2017)
 and CUB-200-2011 (class split of Chen et al. 2019) are read from their usual on-disk layouts under
-the data root of :func:`l2l_utils.data.resolve_data_dir` and returned as :class:`ImageData`
+the data root of :func:`l2l_utils.datasets.resolve_data_dir` and returned as :class:`ImageData`
 (float32 (N, C, H, W) in [0, 1], int64 labels). Nothing is downloaded and nothing is written into
 the data root; missing files raise :class:`DatasetMissingError`.
 """
@@ -20,7 +20,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from l2l_utils.data import DatasetMissingError, ImageData, resolve_data_dir
+from .core import DatasetMissingError, ImageData, resolve_data_dir
 
 FEWSHOT_SUPPORTED = ("miniImageNet", "CUB")
 FEWSHOT_SPLITS = ("train", "val", "test")

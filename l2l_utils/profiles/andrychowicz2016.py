@@ -1,0 +1,46 @@
+"""Profiles of Andrychowicz et al. 2016 (L2L): ``paper`` holds the paper's settings; where the paper is silent the
+value is ours and the notebook says so. ``smoke`` is the same pipeline at toy size."""
+
+PAPER = {
+    # §3.1 quadratics: 10-D, 100 steps, unroll 20, no pre/post-processing
+    # (not in the paper: 100 epochs x 100 trajectories = 10,000 trajectories and Adam 1e-3, as the authors'
+    # public code defaults; 128 functions per trajectory, also from that code)
+    "quad_dim": 10, "quad_steps": 100, "quad_unroll": 20, "quad_meta_batch": 128, "quad_epochs": 100,
+    "quad_trajectories": 100, "quad_val": 128, "quad_test": 1000, "quad_tune_runs": 128, "quad_meta_lr": 1e-3,
+    # §3.2 MNIST MLP: 1×20 sigmoid, minibatch 128, 100 steps, unroll 20, preprocessing, output ×0.1
+    "dataset": "MNIST", "mnist_hidden": 20, "mnist_batch": 128, "mnist_steps": 100, "mnist_long_steps": 200,
+    "mnist_unroll": 20, "mnist_meta_batch": 1, "mnist_epochs": 100, "mnist_trajectories": 100, "mnist_val": 20,
+    "mnist_test": 100, "mnist_tune_runs": 20, "mnist_meta_lr": 1e-3, "output_scale": 0.1, "preprocess_p": 10.0,
+    # Fig. 6 sweep; baselines re-tuned for every architecture, as for every problem in §3
+    "sweep_hidden": [5, 10, 20, 40, 80], "sweep_layers": [1, 2, 3], "tune_per_architecture": True,
+    # §3.3 CIFAR-10 conv net with two LSTMs
+    "cifar_batch": 128, "cifar_steps": 100, "cifar_unroll": 20, "cifar_meta_batch": 10, "cifar_epochs": 30,
+    "cifar_trajectories": 10, "cifar_val": 10, "cifar_test": 50, "cifar_tune_runs": 10, "cifar_meta_lr": 1e-3,
+    # shared: learning-rate grid of the baselines, Gaussian initialisations, Appendix B trace
+    "lr_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0],
+    # §3: Adam's learning rate "chosen by random search" (trials, their length and the range are ours)
+    "meta_lr_search": True, "meta_lr_trials": 8, "meta_lr_search_epochs": 5, "meta_lr_bounds": [1e-4, 3e-2],
+    # IID Gaussian initialisations (§3); the LSTM's own start is ours, chosen in section 1 from lstm_init_choices
+    # meta-trained for lstm_init_epochs × mnist_trajectories trajectories each
+    "init_std": 0.01, "lstm_init_std": 0.1, "lstm_init": "normal",
+    "lstm_init_choices": ["normal", "normal-zero-head-bias", "pytorch"], "lstm_init_epochs": 5,
+    # Appendix B trace: steps, coordinates plotted, coordinates the statistics use
+    "trace_steps": 32, "trace_coords": 2, "trace_stat_coords": 256,
+    # a test problem's score: its mean loss over the last score_window steps (ours: one minibatch is too noisy)
+    "score_window": 10,
+}
+SMOKE = dict(
+    PAPER,
+    quad_meta_batch=32, quad_epochs=3, quad_trajectories=4, quad_val=32, quad_test=64, quad_tune_runs=32,
+    quad_meta_lr=1e-2,
+    mnist_steps=20, mnist_long_steps=40, mnist_unroll=10, mnist_meta_batch=2, mnist_epochs=2,
+    mnist_trajectories=2, mnist_val=2, mnist_test=4, mnist_tune_runs=2, mnist_meta_lr=3e-3,
+    sweep_hidden=[10, 40], sweep_layers=[1, 2], tune_per_architecture=False,
+    cifar_batch=32, cifar_steps=20, cifar_unroll=10, cifar_meta_batch=2, cifar_epochs=1, cifar_trajectories=2,
+    cifar_val=2, cifar_test=2, cifar_tune_runs=2,
+    lr_grid=[1e-2, 1e-1, 1.0], trace_steps=16, meta_lr_trials=2, meta_lr_search_epochs=1, lstm_init_epochs=1,
+    trace_stat_coords=64, score_window=5,
+)
+CHOICES = {"dataset": ("MNIST", "FashionMNIST"),
+           "lstm_init": ("normal", "normal-zero-head-bias", "pytorch"),
+           "lstm_init_choices": ("normal", "normal-zero-head-bias", "pytorch")}

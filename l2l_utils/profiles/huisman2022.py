@@ -1,0 +1,48 @@
+"""Profiles of Huisman et al. 2022 (TURTLE). Values marked "ours" are not in the paper; the notebook lists them."""
+
+PAPER = {
+    # §5.1-5.2 sine waves (Finn et al.): 5-shot, 70K / 1K / 2K tasks, validation every 2.5K, 30 runs
+    "sine_support": 5, "sine_query": 50,  # query size: ours
+    "sine_train_tasks": 70_000, "sine_val_tasks": 1_000, "sine_test_tasks": 2_000, "val_every": 2_500,
+    "runs": 30,
+    # Fig. 3: T and meta-network depth (the axis values and the number of runs are ours)
+    "fig3_T": [1, 5, 10], "fig3_layers": [1, 2, 3, 4, 5, 6, 7], "fig3_runs": 5,
+    # Fig. 4: updates per task compared (ours: the T values of Fig. 3)
+    "fig4_T": [1, 5, 10],
+    # App. A hyperparameters
+    "meta_lr": 1e-3, "maml_inner_lr": 0.01, "clip_value": 10.0, "maml_meta_batch_sine": 1,
+    # where the paper is silent, the authors' public code (each a switch; the notebook shows what they change):
+    # zero biases in g_phi and the sine network; support gradients clamped to +-clip_value inside the inner loop
+    # (T > 1, MAML and TURTLE); each task's meta-gradient of theta clamped to +-clip_value (T > 1; else the summed
+    # gradients of all meta-parameters are value-clipped); the meta-learner LSTM feeds back pre-sigmoid gates;
+    # no moving-average input to g_phi at T = 1
+    "zero_biases": True, "inner_clamp": True, "outer_clamp_per_task": True, "lstm_presigmoid_feedback": True,
+    "turtle_average_at_T1": False,
+    # the initialisation diagnostic: query MSE after T steps of untrained TURTLE, over init_inits initialisations
+    "init_inits": 20, "init_tasks": 500,
+    "lstm_hidden": 20, "lstm_clip_norm": 0.25, "lstm_enhanced_steps": 8,
+    "turtle_layers": 5, "turtle_hidden": 20, "turtle_beta": 0.9, "turtle_meta_batch": 2,
+    # §5.3 few-shot classification: 5-way 1/5-shot, Conv-4, 5 runs; 60K (1-shot) / 40K (5-shot) training
+    # tasks and 600 validation / test tasks as the authors' code; query 15 per class (ours: Omniglot has 20
+    # images per class)
+    "n_way": 5, "shots": [1, 5], "image_query": 15, "image_train_tasks_1shot": 60_000,
+    "image_train_tasks_5shot": 40_000, "image_val_tasks": 600, "image_test_tasks": 600, "image_runs": 5,
+    "image_T": 5, "maml_eval_T": 10, "maml_meta_batch_1shot": 4, "maml_meta_batch_5shot": 2,
+    "lstm_steps_1shot": 12, "lstm_steps_5shot": 5, "conv_channels": 64,
+    # transfer baselines: pre-training minibatches of 16 (steps: ours), 100 test steps on minibatches of 4,
+    # support-set evaluation every 25 steps, Adam 1e-3 (authors' code)
+    "transfer_pretrain_steps": 40_000, "transfer_batch": 16, "transfer_test_steps": 100, "transfer_test_batch": 4,
+    "transfer_eval_every": 25, "transfer_lr": 1e-3,
+    # Omniglot extension (not in the paper): 28×28, classes split by character 60/20/20
+    "omniglot_extension": True, "omniglot_image_size": 28, "omniglot_split": [0.6, 0.2, 0.2],
+    "eval_chunk": 250,
+}
+SMOKE = dict(
+    PAPER,
+    sine_train_tasks=150, sine_val_tasks=50, sine_test_tasks=100, val_every=50, runs=2, init_inits=4, init_tasks=50,
+    fig3_T=[1, 5], fig3_layers=[1, 5], fig3_runs=2, fig4_T=[5],
+    shots=[1], image_train_tasks_1shot=4, image_train_tasks_5shot=4, image_val_tasks=5, image_test_tasks=10,
+    image_runs=1, image_T=3, lstm_steps_1shot=2, lstm_steps_5shot=2, lstm_enhanced_steps=2, maml_eval_T=3,
+    transfer_pretrain_steps=20, transfer_test_steps=25, eval_chunk=50,
+)
+CHOICES = {"shots": (1, 5)}

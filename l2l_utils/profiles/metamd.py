@@ -1,0 +1,78 @@
+"""Profiles of MetaMD (anonymous ICLR submission). Values marked "ours" are not in the paper; the notebook lists
+them."""
+
+PAPER = {
+    # §5.1 / App. A.1 2-D quadratics: means of Q00 per setting (Q11 mean 14); std of Q, θ1 law, T, η, k, γ: ours
+    "quad_q0_means": [0.3, 0.02], "quad_q1_mean": 14.0, "quad_q_rel_std": 0.1, "quad_init_std": 1.0,
+    "quad_meta_steps": 300, "quad_tasks": 16, "quad_inner_steps": 1000, "quad_lr": 0.05, "quad_meta_lr": 0.05,
+    "quad_tol": 1e-6, "quad_max_iters": 100_000, "quad_tune_problems": 5, "quad_test_problems": 20,
+    "quad_sgd_lrs": [0.001, 0.003, 0.01, 0.03, 0.05, 0.07], "quad_adam_lrs": [0.01, 0.03, 0.1, 0.3, 1.0],
+    "quad_md_lrs": [0.01, 0.02, 0.03, 0.04, 0.05],
+    # Eq. 8 and Algorithm 1-2 (k, γ, meta learning rate, number of meta-steps, init: ours; J = 20 from App. A.12);
+    # the hypergradient estimator and the meta learning rate are chosen by the notebook's section 1b
+    "k_lambda": 0.01, "gamma": 0.01, "neumann_terms": 20, "meta_lr": 1e-3, "meta_steps": 100,
+    "tasks_per_step": 5, "runs_per_task": 1, "inner_lr": 0.1, "init_norm": 0.1, "hypergradient": "unrolled",
+    # section 1b: estimators against the exact hypergradient (problems per T, the T values, other meta-lrs probed)
+    "hypergrad_problems": 4, "hypergrad_mlp_T": [10, 50, 300, 1000, 2000], "hypergrad_lenet_T": [10, 50, 500],
+    "hypergrad_meta_lrs": [0.01, 0.001, 0.0001],
+    # the ablation: MetaMD meta-trained again with these estimators on the first held-out RotatedMNIST domain
+    "hypergradient_ablation": ["direct", "ift", "as_printed"], "val_problems_per_task": 1,
+    # §5.2 RotatedMNIST: 6 domains, leave-one-domain-out, 3-layer MLP (widths ours), inner problem "to convergence"
+    "rotated_domains": [0, 15, 30, 45, 60, 75], "rotated_heldout": [0, 15, 30, 45, 60, 75], "mlp_hidden": [256, 128],
+    "rotated_inner_steps": 2000,
+    # §5.2 DiverseDigits with LeNet, T = 500
+    "digits": ["MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"],
+    "digits_heldout": ["MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"], "digits_inner_steps": 500,
+    "pool_train_fraction": 0.8,  # datasets with only a test split here: their train/test split (ours)
+    # meta-test: train each optimiser for test_steps on minibatches (ours), 3 trials, grid search (App. A.7)
+    "batch_size": 128, "test_steps": 3000, "trials": 3, "val_fraction": 0.1,
+    "sgd_lrs": [0.1, 0.05, 0.01, 0.005, 0.001], "adam_lrs": [0.3, 0.2, 0.1, 0.01, 0.001],
+    "weight_decays": [0.001, 0.0001, 0.0005], "learned_lrs": [0.1, 0.01, 0.005, 0.001, 0.0005, 0.0001],
+    # L2O (the LSTM optimizer of Andrychowicz et al.) and Meta-SGD meta-trained on the same tasks by truncated
+    # BPTT on the training loss (sizes ours)
+    "l2o_steps": 100, "l2o_unroll": 20, "l2o_epochs": 20, "l2o_trajectories": 20, "l2o_meta_lr": 1e-3,
+    "metasgd_init_lr": 0.05,
+    # the optimisers compared at meta-test (all of them in the paper's tables that are implemented here)
+    "optimizers": ["SGD", "SGD-M", "Adam", "RMSprop", "L2O", "Meta-SGD", "MetaMD"],
+    # Table 2 / 5: ResNet-18 on CIFAR-10, meta-trained on STL-10 + DiverseDigits (all as 3×32×32); T: ours
+    "cifar_inner_steps": 500,
+    # the optimisers of the ResNet-18 tables (2, 3, 5, 6) that are implemented here
+    "resnet_optimizers": ["SGD-M", "Adam", "PowerSign", "AddSign", "Meta-SGD", "MetaMD"],
+    # §5.2 / App. A.9 high resolution: datasets, 224×224, 20 random classes per meta-training task, the A.9 grid;
+    # T, meta-test steps, batch size, accuracy-curve interval and training-accuracy subset: ours
+    "highres_meta_train": ["Aircraft", "Butterfly", "Pets"], "highres_meta_test": ["Caltech256", "DTD", "Flowers", "PubFig"],
+    "highres_image_size": 224, "highres_classes": 20, "highres_inner_steps": 500, "highres_batch_size": 64,
+    "highres_test_steps": 3000, "highres_lrs": [0.1, 0.01, 0.001, 0.0001],
+    "highres_weight_decays": [0.001, 0.0005, 0.0001, 0.00001, 0.0], "accuracy_every": 250,
+    "train_accuracy_images": 2000,
+    # App. A.10-A.11: loss along the top Hessian eigenvector (±radius, points) on landscape_images training images,
+    # power-iteration steps (all ours)
+    "landscape_images": 512, "landscape_radius": 1.0, "landscape_points": 21, "landscape_iters": 30,
+    # App. A.16: weight decay as domain shift (0, the meta-training setting, is always included)
+    "shift_weight_decays": [1e-5, 1e-4, 1e-3],
+    # Theorem 4.1: confidence 1 − δ
+    "delta": 0.05,
+}
+SMOKE = dict(
+    PAPER,
+    quad_meta_steps=40, quad_tasks=8, quad_tune_problems=2, quad_max_iters=20_000,
+    quad_sgd_lrs=[0.01, 0.05], quad_adam_lrs=[0.1, 1.0],
+    meta_steps=2, tasks_per_step=2, rotated_domains=[0, 30, 60], rotated_heldout=[0], rotated_inner_steps=30,
+    hypergrad_problems=1, hypergrad_mlp_T=[5, 20], hypergrad_lenet_T=[5], hypergradient_ablation=["ift"],
+    quad_test_problems=3,
+    mlp_hidden=[32, 16], digits_heldout=["USPS"], digits_inner_steps=30, test_steps=40, trials=2,
+    sgd_lrs=[0.05], adam_lrs=[0.001], weight_decays=[0.0001], learned_lrs=[0.1],
+    l2o_steps=10, l2o_unroll=5, l2o_epochs=1, l2o_trajectories=2, shift_weight_decays=[1e-3],
+    highres_image_size=32, highres_classes=2, highres_inner_steps=3, highres_batch_size=8, highres_test_steps=6,
+    highres_lrs=[0.01], highres_weight_decays=[0.0], accuracy_every=3, train_accuracy_images=16,
+    landscape_images=128, landscape_points=7, landscape_iters=10,
+)
+_DIGITS = ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN")
+_DOMAINS = (0, 15, 30, 45, 60, 75)
+_HIGHRES = ("Aircraft", "Butterfly", "Pets", "Caltech256", "DTD", "Flowers", "PubFig")
+_ESTIMATORS = ("unrolled", "direct", "ift", "as_printed")
+CHOICES = {"hypergradient": _ESTIMATORS, "hypergradient_ablation": _ESTIMATORS,
+           "optimizers": ("SGD", "SGD-M", "Adam", "RMSprop", "L2O", "PowerSign", "AddSign", "Meta-SGD", "MetaMD"),
+           "digits": _DIGITS, "digits_heldout": _DIGITS, "rotated_domains": _DOMAINS, "rotated_heldout": _DOMAINS,
+           "resnet_optimizers": ("SGD", "SGD-M", "Adam", "RMSprop", "PowerSign", "AddSign", "Meta-SGD", "MetaMD"),
+           "highres_meta_train": _HIGHRES, "highres_meta_test": _HIGHRES}

@@ -1,0 +1,142 @@
+"""Truncated-BPTT meta-training of a learned optimizer (Andrychowicz et al. §2, Eq. 3, Fig. 2).
+
+L(φ) = E_f[Σ_t w_t f(θ_t)] with w_t = 1, θ_{t+1} = θ_t + g_t, minimised by Adam. Each trajectory of
+``steps`` optimizee steps is cut into truncations of ``unroll`` steps; the optimizer's parameters are
+updated after every truncation and the graph is cut between truncations. Optimizee gradients enter
+as constants (∂∇_t/∂φ = 0, ``order="first"`` of :func:`~l2l_utils.unroll.unroll`), so no second derivatives of
+f are computed. After every epoch the optimizer is frozen and evaluated on fixed validation problems; the best
+epoch is kept (early stopping on the final validation loss, §3). The outer loop is the shared driver
+(:func:`l2l_utils.meta_train.meta_train`); this module is its estimator and the paper's configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .learned_optimizers import detach_state
+from .meta_train import Estimate, meta_train
+from .results import cached_training, training_key
+from .unroll import Unrolled, unroll
+
+
+@dataclass(frozen=True)
+class MetaTrainConfig:
+    steps: int = 100  # optimizee steps per trajectory (the horizon T)
+    unroll: int = 20  # truncation length of BPTT
+    meta_batch: int = 1  # optimizees per trajectory, run as one batch
+    epochs: int = 10
+    trajectories_per_epoch: int = 20
+    val_problems: int = 10
+    meta_lr: float = 1e-3
+    seed: int = 0
+
+    @property
+    def truncations(self) -> int:
+        return -(-self.steps // self.unroll)
+
+
+class TruncatedBPTT:
+    """The estimator: one truncation per driver unit. A trajectory starts on a problem drawn from the driver's
+    stream; each call unrolls the next ``unroll`` steps with the graph through φ, backpropagates Σ_t w_t mean f(θ_t)
+    and cuts the graph. A non-finite meta-loss abandons the trajectory (counted as diverged)."""
+
+    def __init__(self, task, cfg: MetaTrainConfig, weights=None):
+        self.task, self.cfg, self.weights = task, cfg, weights
+        self.problem, self.current, self.position, self.trajectory = None, None, 0, 0
+
+    def step(self, optimizer, generator, remaining) -> Estimate:
+        if self.current is None:  # a new trajectory: θ_0, its loss and gradient, the optimizer's fresh state
+            self.problem = self.task.sample(self.cfg.meta_batch, generator)
+            self.current, self.position = unroll(optimizer, self.problem, 0), 0
+            self.trajectory += 1
+        length = min(self.cfg.unroll, self.cfg.steps - self.position)
+        part = unroll(optimizer, self.problem, length, order="first", start=self.current, weights=self.weights)
+        info = {"trajectory": self.trajectory, "length": length}
+        if not torch.isfinite(torch.as_tensor(part.meta_loss)):  # the rest of the trajectory is not run: its
+            self.current = None                                    # truncations count as done (epochs stay aligned)
+            return Estimate(float("nan"), self.cfg.truncations - self.position // self.cfg.unroll, True, info)
+        part.meta_loss.backward()
+        self.position += length
+        self.current = None if self.position >= self.cfg.steps else Unrolled(
+            part.losses, {k: v.detach().requires_grad_() for k, v in part.params.items()}, detach_state(part.state),
+            part.loss.detach(), part.grads)
+        return Estimate(float(part.meta_loss.detach()), info=info)
+
+    def summary(self, estimates) -> dict:
+        """Mean per-step meta-loss over the trajectories that did not diverge, and how many diverged."""
+        totals, broken = {}, set()
+        for e in estimates:
+            t = e.info["trajectory"]
+            if e.failed:
+                broken.add(t)
+            else:
+                totals[t] = totals.get(t, 0.0) + e.value / e.info["length"]
+        kept = [v / self.cfg.truncations for t, v in totals.items() if t not in broken]
+        return {"train_meta_loss": float(np.mean(kept)) if kept else float("nan"), "diverged_trajectories": len(broken)}
+
+
+def validation_loss(optimizer, task, cfg: MetaTrainConfig) -> float:
+    """Mean final loss of the frozen optimizer on the fixed validation problems (+inf if a run diverged)."""
+    problem = task.sample(cfg.val_problems, torch.Generator().manual_seed(cfg.seed + 1_000_003))
+    final = unroll(optimizer, problem, cfg.steps).final
+    return float(np.mean(final)) if np.all(np.isfinite(final)) else float("inf")
+
+
+def train_learned_optimizer(optimizer, task, cfg: MetaTrainConfig, checkpointer=None, progress: bool = True):
+    """Meta-train ``optimizer`` in place (best epoch loaded at the end); one history row per epoch."""
+    per_epoch = cfg.trajectories_per_epoch * cfg.truncations
+
+    def validate(model):
+        val = validation_loss(model, task, cfg)
+        return {"score": val, "val_final_loss": val}
+
+    result = meta_train(optimizer, TruncatedBPTT(task, cfg), validate, cfg.epochs * per_epoch, per_epoch,
+                        cfg.meta_lr, cfg.seed, asdict(cfg), checkpointer, progress, desc="meta-training")
+    history = result.history.assign(epoch=lambda h: h["done"] // per_epoch)
+    best_epoch = int(result.best["done"] // per_epoch)
+    return history[["epoch", "train_meta_loss", "val_final_loss", "diverged_trajectories"]], best_epoch
+
+
+def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: str, setting: dict,
+                      progress: bool = True) -> tuple[pd.DataFrame, bool]:
+    """Meta-train once per setting: load ``<name>-<key>.pt`` if a finished run with this config exists,
+    else train with a checkpoint (resumable) and store the best weights and the epoch history.
+
+    Returns ``(history, reused)``; ``optimizer`` holds the best weights either way.
+    """
+    config = {"meta": asdict(cfg), **setting}
+
+    def train(checkpointer):
+        history, best_epoch = train_learned_optimizer(optimizer, task, cfg, checkpointer, progress=progress)
+        return history.assign(best_epoch=best_epoch)
+
+    return cached_training(results_dir, name, config, optimizer, train)
+
+
+def meta_train_key(results_dir, name: str, cfg: MetaTrainConfig, setting: dict) -> str:
+    """The derived key of a :func:`meta_train_cached` result (for the results that use the trained optimizer)."""
+    return training_key(results_dir, name, {"meta": asdict(cfg), **setting})
+
+
+def random_search_meta_lr(make_optimizer, task, cfg: MetaTrainConfig, trials: int, search_epochs: int,
+                          bounds: tuple[float, float], results_dir, name: str, setting: dict,
+                          progress: bool = True) -> tuple[float, pd.DataFrame]:
+    """Choose Adam's meta learning rate by random search (§3: "a learning rate chosen by random search").
+
+    ``trials`` rates are drawn log-uniformly from ``bounds`` (seeded by ``cfg.seed``); each meta-trains a
+    fresh optimizer from ``make_optimizer()`` for ``search_epochs`` epochs, and the rate with the lowest
+    validation loss wins. Every trial is cached like a full run.
+    """
+    low, high = np.log10(bounds[0]), np.log10(bounds[1])
+    rates = 10 ** np.random.default_rng(cfg.seed).uniform(low, high, trials)
+    rows = []
+    for rate in rates:
+        trial = replace(cfg, meta_lr=float(rate), epochs=search_epochs)
+        history, _ = meta_train_cached(make_optimizer(), task, trial, results_dir, f"{name}-search", setting, progress)
+        rows.append({"meta_lr": float(rate), "best_val_final_loss": float(history["val_final_loss"].min())})
+    table = pd.DataFrame(rows).sort_values("meta_lr", ignore_index=True)
+    return float(table.loc[table["best_val_final_loss"].idxmin(), "meta_lr"]), table
