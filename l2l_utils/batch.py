@@ -14,6 +14,7 @@ from .runtime import project_root
 NOTEBOOKS = {
     "andrychowicz2016": "notebooks/andrychowicz2016_l2l.ipynb",
     "huisman2022": "notebooks/huisman2022_turtle.ipynb",
+    "kuo2020": "notebooks/kuo2020_mtl2l.ipynb",
     "metamd": "notebooks/metamd.ipynb",
 }
 

@@ -52,10 +52,12 @@ class ClaimsTable:
     def is_smoke(self) -> bool:
         return self.profile.startswith("smoke")
 
-    def add(self, claim: str, statement: str, paper_value, criterion: str, result: Result) -> Result:
+    def add(self, claim: str, statement: str, paper_value, criterion: str, result: Result,
+            published: bool = False) -> Result:
         """Add one claim judged by ``criterion`` (what is compared with what, how); ``result`` comes from a function
-        of :mod:`l2l_utils.verdicts`. Returns the row's result (the smoke label applied)."""
-        if self.is_smoke:
+        of :mod:`l2l_utils.verdicts`. Returns the row's result (the smoke label applied, except to verdicts on
+        ``published`` data, e.g. the authors' own curves, which do not depend on our profile)."""
+        if self.is_smoke and not published:
             result = smoke(result)
         self._rows.append({
             "paper": self.paper, "claim": claim, "statement": statement, "paper_value": paper_value,

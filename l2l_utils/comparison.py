@@ -10,6 +10,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .baselines import run_baseline, tune_learning_rate
 from .unroll import Unrolled, unroll
@@ -47,6 +48,59 @@ def compare_optimizers(learned: Mapping[str, object], baseline_lrs: Mapping[str,
     frames += [tidy(run_baseline(name, lr, make_problem(), steps), name, lr=lr, **labels)
                for name, lr in baseline_lrs.items()]
     return pd.concat(frames, ignore_index=True)
+
+
+def held_out_loss_curves(rules: Mapping[str, object], make_problem: Callable, steps: int, every: int, task, test_data,
+                     **labels) -> pd.DataFrame:
+    """Every rule on the same problems for ``steps`` steps; the loss of every run on all of ``test_data`` at step 0,
+    every ``every`` steps and at the end (Kuo et al. §4's test curves). One row per optimizer × run × evaluation:
+    optimizer, run, step, test_loss, train_loss (the minibatch loss at that step), diverged. Learned rules run in
+    evaluation mode (no training-only noise)."""
+    frames = []
+    for name, rule in rules.items():
+        if isinstance(rule, torch.nn.Module):
+            rule.eval()
+        evaluated = {}
+
+        def monitor(t, params):
+            if t % every == 0 or t == steps:
+                evaluated[t] = task.test_loss(params, test_data).float().cpu().numpy()
+
+        trajectory = unroll(rule, make_problem(), steps, monitor=monitor)
+        for t, values in sorted(evaluated.items()):
+            frames.append(pd.DataFrame({"optimizer": name, "run": np.arange(len(values)), "step": t,
+                                        "test_loss": np.where(np.isnan(trajectory.losses[t]), np.nan, values),
+                                        "train_loss": trajectory.losses[t], "diverged": trajectory.diverged}))
+    frame = pd.concat(frames, ignore_index=True)
+    for key, value in labels.items():
+        frame[key] = value
+    return frame
+
+
+def curve_scores(frame: pd.DataFrame, value: str, late_window: int, split: int, smooth: int = 5,
+                 by: str = "optimizer") -> pd.DataFrame:
+    """Per ``by`` × run, what a claim reads from a curve of ``value`` over ``step``: ``mean`` (over all evaluations:
+    how fast it came down), ``final`` (mean over the last ``late_window`` steps), ``start`` (first evaluation),
+    ``best`` (lowest moving mean over ``smooth`` evaluations), ``volatility_before``/``volatility_after`` (standard
+    deviation of the step-to-step changes up to ``split`` and after it). A run with a non-finite value anywhere gets
+    NaN everywhere (a failure, counted as such by the verdict functions)."""
+    rows = []
+    for (name, run), curve in frame.sort_values("step").groupby([by, "run"], sort=False):
+        steps, values = curve["step"].to_numpy(), curve[value].to_numpy(dtype=float)
+        last = steps.max()
+        if not np.all(np.isfinite(values)):
+            scores = dict.fromkeys(("mean", "final", "start", "best", "volatility_before", "volatility_after"), np.nan)
+        else:
+            moving = np.convolve(values, np.ones(smooth) / smooth, mode="valid") if len(values) >= smooth else values
+            changes, change_steps = np.diff(values), steps[1:]
+            scores = {"mean": values.mean(), "final": values[steps > last - late_window].mean(), "start": values[0],
+                      "best": moving.min(),
+                      "volatility_before": changes[change_steps <= split].std() if (change_steps <= split).any()
+                      else np.nan,
+                      "volatility_after": changes[change_steps > split].std() if (change_steps > split).any()
+                      else np.nan}
+        rows.append({by: name, "run": run, **scores})
+    return pd.DataFrame(rows)
 
 
 def mean_curves(frame: pd.DataFrame) -> pd.DataFrame:

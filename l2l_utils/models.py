@@ -173,6 +173,7 @@ class FunctionalNetwork:
         batch = vmap if vectorize else loop_over_runs
         self._loss, self._predict = batch(single_loss), batch(single_predict)
         self._shared_accuracy = vmap(single_accuracy, in_dims=(0, None, None))
+        self._shared_loss = vmap(single_loss, in_dims=(0, None, None))
 
     def initial_params(self) -> dict:
         """A fresh copy of the module's own (randomly initialised) parameters: θ of Algorithm 1, line 1."""
@@ -196,6 +197,14 @@ class FunctionalNetwork:
             correct = sum(self._shared_accuracy(dict(params), x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
                           for i in range(0, len(y), chunk))
         return correct / len(y)
+
+    def loss_on(self, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                chunk: int = 2000) -> torch.Tensor:
+        """Mean loss of every run on the same data ``x``, ``y`` (evaluated ``chunk`` examples at a time)."""
+        with torch.no_grad():
+            total = sum(self._shared_loss(dict(params), x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
+                        for i in range(0, len(y), chunk))
+        return total / len(y)
 
     def score(self, params, x, y) -> dict:
         """Query metrics per task: ``loss`` and, for classification, ``accuracy``."""

@@ -80,10 +80,12 @@ class ClassifierProblem:
     def __init__(self, task: "ClassifierTask", params0: dict, generator: torch.Generator):
         self.task, self.params0, self.generator = task, params0, generator
         self.groups = task.groups
+        self.last_inputs = None
 
     def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         n = next(iter(params.values())).shape[0]
         x, y = self.task.dataset.sample(self.task.batch_size, self.generator, num_batches=n)
+        self.last_inputs = x  # (runs, batch, ...): the minibatch behind the next gradient (a context-aware rule reads it)
         return self.task.network.loss(params, x, y)
 
 
@@ -98,6 +100,10 @@ class RegularisedProblem:
     def generator(self):
         """The wrapped problem's minibatch stream (replayed by the unrolled MetaMD hypergradient)."""
         return getattr(self.problem, "generator", None)
+
+    @property
+    def last_inputs(self):
+        return getattr(self.problem, "last_inputs", None)
 
     def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         penalty = sum(v.pow(2).flatten(1).sum(1) for v in params.values())
@@ -123,6 +129,10 @@ class ClassifierTask:
     def accuracy(self, params: Mapping[str, torch.Tensor], data: DeviceDataset, chunk: int = 2000) -> torch.Tensor:
         """Accuracy of every run (leading dimension of ``params``) on all of ``data``."""
         return self.network.accuracy_on(params, data.inputs, data.targets, chunk)
+
+    def test_loss(self, params: Mapping[str, torch.Tensor], data: DeviceDataset, chunk: int = 2000) -> torch.Tensor:
+        """Mean cross-entropy of every run on all of ``data`` (e.g. the whole test set)."""
+        return self.network.loss_on(params, data.inputs, data.targets, chunk)
 
     @property
     def num_params(self) -> int:
@@ -154,6 +164,21 @@ class MixtureTask:
     def sample(self, n: int, generator: torch.Generator):
         choice = int(torch.randint(len(self.tasks), (1,), generator=generator))
         return self.tasks[choice].sample(n, generator)
+
+
+class AlternatingTask:
+    """Problems from several tasks in turn: the first call gives a problem of ``tasks[0]``, the second of
+    ``tasks[1]``, ... (Kuo et al. App. B.5.3: odd trials on Fashion-MNIST, even ones on KMNIST)."""
+
+    def __init__(self, tasks: Sequence):
+        if not tasks:
+            raise ValueError("AlternatingTask needs at least one task")
+        self.tasks, self.calls = list(tasks), 0
+
+    def sample(self, n: int, generator: torch.Generator):
+        task = self.tasks[self.calls % len(self.tasks)]
+        self.calls += 1
+        return task.sample(n, generator)
 
 
 class ClassSubsetTask:

@@ -33,10 +33,15 @@ class MetaTrainConfig:
     val_problems: int = 10
     meta_lr: float = 1e-3
     seed: int = 0
+    clip_value: float | None = None  # clamp every meta-gradient element to ±clip_value (None: no clamping)
 
     @property
     def truncations(self) -> int:
         return -(-self.steps // self.unroll)
+
+    def as_config(self) -> dict:
+        """The fields that identify a run (an unset ``clip_value`` is left out, so earlier results keep their keys)."""
+        return {k: v for k, v in asdict(self).items() if not (k == "clip_value" and v is None)}
 
 
 class TruncatedBPTT:
@@ -49,7 +54,10 @@ class TruncatedBPTT:
         self.problem, self.current, self.position, self.trajectory = None, None, 0, 0
 
     def step(self, optimizer, generator, remaining) -> Estimate:
+        optimizer.train()  # rules with training-only noise (MTL2L's dropout and perturbation) switch it on here
         if self.current is None:  # a new trajectory: θ_0, its loss and gradient, the optimizer's fresh state
+            if hasattr(optimizer, "begin_trajectory"):  # a rule's own randomness, drawn from the driver's stream
+                optimizer.begin_trajectory(generator)
             self.problem = self.task.sample(self.cfg.meta_batch, generator)
             self.current, self.position = unroll(optimizer, self.problem, 0), 0
             self.trajectory += 1
@@ -60,6 +68,8 @@ class TruncatedBPTT:
             self.current = None                                    # truncations count as done (epochs stay aligned)
             return Estimate(float("nan"), self.cfg.truncations - self.position // self.cfg.unroll, True, info)
         part.meta_loss.backward()
+        if self.cfg.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(optimizer.parameters(), self.cfg.clip_value)
         self.position += length
         self.current = None if self.position >= self.cfg.steps else Unrolled(
             part.losses, {k: v.detach().requires_grad_() for k, v in part.params.items()}, detach_state(part.state),
@@ -82,7 +92,12 @@ class TruncatedBPTT:
 def validation_loss(optimizer, task, cfg: MetaTrainConfig) -> float:
     """Mean final loss of the frozen optimizer on the fixed validation problems (+inf if a run diverged)."""
     problem = task.sample(cfg.val_problems, torch.Generator().manual_seed(cfg.seed + 1_000_003))
-    final = unroll(optimizer, problem, cfg.steps).final
+    was_training = optimizer.training
+    optimizer.eval()
+    try:
+        final = unroll(optimizer, problem, cfg.steps).final
+    finally:
+        optimizer.train(was_training)
     return float(np.mean(final)) if np.all(np.isfinite(final)) else float("inf")
 
 
@@ -95,7 +110,7 @@ def train_learned_optimizer(optimizer, task, cfg: MetaTrainConfig, checkpointer=
         return {"score": val, "val_final_loss": val}
 
     result = meta_train(optimizer, TruncatedBPTT(task, cfg), validate, cfg.epochs * per_epoch, per_epoch,
-                        cfg.meta_lr, cfg.seed, asdict(cfg), checkpointer, progress, desc="meta-training")
+                        cfg.meta_lr, cfg.seed, cfg.as_config(), checkpointer, progress, desc="meta-training")
     history = result.history.assign(epoch=lambda h: h["done"] // per_epoch)
     best_epoch = int(result.best["done"] // per_epoch)
     return history[["epoch", "train_meta_loss", "val_final_loss", "diverged_trajectories"]], best_epoch
@@ -108,7 +123,7 @@ def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: 
 
     Returns ``(history, reused)``; ``optimizer`` holds the best weights either way.
     """
-    config = {"meta": asdict(cfg), **setting}
+    config = {"meta": cfg.as_config(), **setting}
 
     def train(checkpointer):
         history, best_epoch = train_learned_optimizer(optimizer, task, cfg, checkpointer, progress=progress)
@@ -119,7 +134,7 @@ def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: 
 
 def meta_train_key(results_dir, name: str, cfg: MetaTrainConfig, setting: dict) -> str:
     """The derived key of a :func:`meta_train_cached` result (for the results that use the trained optimizer)."""
-    return training_key(results_dir, name, {"meta": asdict(cfg), **setting})
+    return training_key(results_dir, name, {"meta": cfg.as_config(), **setting})
 
 
 def random_search_meta_lr(make_optimizer, task, cfg: MetaTrainConfig, trials: int, search_epochs: int,

@@ -2,8 +2,9 @@
 
 ``unroll(rule, problem, steps)`` evaluates the loss and its gradient at θ_0, then for t = 0..T−1 applies
 ``rule.update`` and evaluates again. A problem is anything with ``params0`` (a dict of tensors with a leading run
-dimension) and ``loss(params)`` (one loss per run); ``groups`` (for per-group rules) and ``generator`` (its
-minibatch stream, which the unrolled MetaMD hypergradient replays) are optional.
+dimension) and ``loss(params)`` (one loss per run); ``groups`` (for per-group rules), ``generator`` (its
+minibatch stream, which the unrolled MetaMD hypergradient replays) and ``last_inputs`` (the minibatch of the last
+``loss`` call, one per run, for context-aware rules such as MTL2L) are optional.
 
 ``order`` says what a meta-gradient may flow through:
 
@@ -113,7 +114,8 @@ def unroll(rule, problem, steps: int, order: str = "none", start: Unrolled | Non
             break
         if keep:
             trajectory.append(({k: v.detach() for k, v in params.items()}, stream))
-        context = Context(loss=loss if second else loss.detach(), groups=groups)
+        context = Context(loss=loss if second else loss.detach(), groups=groups,
+                          inputs=getattr(problem, "last_inputs", None))
         before = {k: v.detach().clone() for k, v in params.items()} if hook is not None else None
         if graph:
             params, state = rule.update(params, grads if second else {k: g.detach() for k, g in grads.items()},

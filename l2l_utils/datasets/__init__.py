@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from .core import (DatasetMissingError, DeviceDataset, ImageData, cache_dir, label_subset, load_image_dataset,
-                   resolve_data_dir)
+from .core import (LUMINANCE, DatasetMissingError, DeviceDataset, ImageData, cache_dir, greyscale_crop, label_subset,
+                   load_image_dataset, normalise, resolve_data_dir)
 from .digits import DIVERSE_DIGITS, available_splits, load_digit_dataset, load_stl10, rotated_mnist, to_rgb
 from .fewshot import load_fewshot_dataset, load_omniglot_subsets, omniglot_class_names, split_classes
 from .highres import HIGHRES_DATASETS, load_highres
@@ -53,7 +53,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     return REGISTRY[name](name, split, data_dir, **options)
 
 
-__all__ = ["REGISTRY", "load_dataset", "DatasetMissingError", "DeviceDataset", "ImageData", "cache_dir", "label_subset",
+__all__ = ["REGISTRY", "load_dataset", "LUMINANCE", "greyscale_crop", "normalise", "DatasetMissingError", "DeviceDataset", "ImageData", "cache_dir", "label_subset",
            "load_image_dataset", "resolve_data_dir", "DIVERSE_DIGITS", "available_splits", "load_digit_dataset",
            "load_stl10", "rotated_mnist", "to_rgb", "load_fewshot_dataset", "load_omniglot_subsets",
            "omniglot_class_names", "split_classes", "HIGHRES_DATASETS", "load_highres", "imagenet_resnet18"]

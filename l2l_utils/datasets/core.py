@@ -232,6 +232,26 @@ def label_subset(data: ImageData, labels: Sequence[int]) -> ImageData:
                      sorted(int(c) for c in new_labels.unique()))
 
 
+def normalise(data: ImageData, mean: float, std: float) -> ImageData:
+    """(x − mean)/std, as ``torchvision.transforms.Normalize((mean,), (std,))`` after ``ToTensor``."""
+    return ImageData((data.images - mean) / std, data.labels, data.name, data.split, data.classes)
+
+
+LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
+
+
+def greyscale_crop(data: ImageData, weights: Sequence[float] = LUMINANCE, size: int = 28) -> ImageData:
+    """Colour images made grey as w_R·R + w_G·G + w_B·B and cropped to their first ``size`` rows and columns
+    (Kuo et al. App. B.2's modified CIFAR-10: 32×32 RGB -> 28×28 grey)."""
+    if data.images.shape[1] != 3:
+        raise ValueError(f"greyscale_crop needs RGB images, got {data.images.shape[1]} channel(s)")
+    if len(weights) != 3:
+        raise ValueError(f"weights must be (w_R, w_G, w_B), got {weights}")
+    grey = torch.einsum("nchw,c->nhw", data.images, torch.as_tensor(weights, dtype=data.images.dtype))
+    return ImageData(grey[:, None, :size, :size].contiguous(), data.labels, f"{data.name}-grey{size}", data.split,
+                     data.classes)
+
+
 @dataclass
 class DeviceDataset:
     """Inputs and targets held on one device; minibatches are drawn by index there."""

@@ -69,6 +69,7 @@ DATASET_FILES: dict[str, tuple[DataFile, ...]] = {
 NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
     "andrychowicz2016_l2l": ("MNIST",),
     "huisman2022_turtle": ("Omniglot",),
+    "kuo2020_mtl2l": ("MNIST", "FashionMNIST", "KMNIST"),
     "metamd": ("MNIST", "FashionMNIST", "KMNIST", "USPS"),
 }
 
