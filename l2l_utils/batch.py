@@ -15,6 +15,7 @@ NOTEBOOKS = {
     "andrychowicz2016": "notebooks/andrychowicz2016_l2l.ipynb",
     "huisman2022": "notebooks/huisman2022_turtle.ipynb",
     "metamd": "notebooks/metamd.ipynb",
+    "simple_optimizer": "notebooks/simple_optimizer.ipynb",
 }
 
 

@@ -119,9 +119,16 @@ class LSTMOptimizer(AdditiveRule):
         return updates, new_state
 
 
-def detach_state(state: State) -> State:
-    """Cut the graph between truncations of truncated BPTT (§2)."""
-    return {g: [(h.detach(), c.detach()) for h, c in layers] for g, layers in state.items()}
+def detach_state(state):
+    """Cut the graph between truncations of truncated BPTT (§2): every tensor of a rule's state detached (the LSTM's
+    {group: [(h, c), ...]}, or any other nesting of dicts, lists and tuples)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, dict):
+        return {k: detach_state(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(detach_state(v) for v in state)
+    return state
 
 
 class PerParameterLearningRates(AdditiveRule):

@@ -70,6 +70,7 @@ NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
     "andrychowicz2016_l2l": ("MNIST",),
     "huisman2022_turtle": ("Omniglot",),
     "metamd": ("MNIST", "FashionMNIST", "KMNIST", "USPS"),
+    "simple_optimizer": ("MNIST", "FashionMNIST"),
 }
 
 SKIP_PREFIX = "data missing"

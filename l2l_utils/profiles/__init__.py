@@ -151,10 +151,9 @@ def frozen(mapping: Mapping) -> Mapping:
 
 # Each paper's profiles live in a module of their own (this package): PAPER and SMOKE, and the allowed values of
 # its choice fields.
-from . import andrychowicz2016, huisman2022, metamd  # noqa: E402
+from . import andrychowicz2016, huisman2022, metamd, simple_optimizer  # noqa: E402
 
-PAPER_PROFILES = {name: {"smoke": module.SMOKE, "paper": module.PAPER}
-                  for name, module in (("andrychowicz2016", andrychowicz2016), ("huisman2022", huisman2022),
-                                       ("metamd", metamd))}
-PAPER_CHOICES = {name: module.CHOICES for name, module in (("andrychowicz2016", andrychowicz2016),
-                                                          ("huisman2022", huisman2022), ("metamd", metamd))}
+_MODULES = (("andrychowicz2016", andrychowicz2016), ("huisman2022", huisman2022), ("metamd", metamd),
+            ("simple_optimizer", simple_optimizer))
+PAPER_PROFILES = {name: {"smoke": module.SMOKE, "paper": module.PAPER} for name, module in _MODULES}
+PAPER_CHOICES = {name: module.CHOICES for name, module in _MODULES}
