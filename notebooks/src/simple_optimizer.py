@@ -140,6 +140,9 @@ def window_note(step):
 
 
 PAIRED = dict(paired=True, unit="test runs", seed=seed)
+# what every evaluation depends on besides the optimizers (part of each cached result's key)
+EVALUATION = {"dataset": cfg.dataset, "batch": cfg.batch_size, "init": cfg.optimizee_init,
+              "init_std": cfg.optimizee_init_std, "window": cfg.score_window, "seed": seed}
 
 # %% [markdown]
 # ## 1. The method (§3.1, §3.3, §4)
@@ -329,7 +332,8 @@ if mnist is not None:
         rule = make().to(dev)
         setting = {"optimizer": name, "task": f"{cfg.dataset}-mlp-{cfg.train_hidden}-relu", "batch": cfg.batch_size,
                    "optimizee_init": cfg.optimizee_init, "init_std": init_std, "weights": weights, "term": loss_term,
-                   "across": cfg.weights_across_truncations, "module": repr(rule),
+                   "across": cfg.weights_across_truncations, "module": repr(rule), "hidden_size": cfg.hidden_size,
+                   "mean_over": cfg.mean_over, "simple_init": cfg.simple_init,
                    "lstm": [cfg.lstm_init, cfg.lstm_init_std], "scaling": cfg.rnnprop_scaling if wrap else None}
         histories[name], reused = meta_train_cached(rule, wrap(train_task) if wrap else train_task, meta_cfg,
                                                     results_dir, name.replace(" ", "_"), setting, progress,
@@ -359,7 +363,7 @@ def learned_runs(names, task, key_name):
         return pd.concat([run_rule(trained[name], problems(task, cfg.test_runs, TEST_SEED)(),
                                    LSTM_LONG if name in ("DMOptimizer", "RNNProp") else LONG, name) for name in names])
     return cached_frame(store, key_name, {"keys": [keys[n] for n in names], "n": cfg.test_runs, "long": LONG,
-                                          "lstm_long": LSTM_LONG, "init": cfg.optimizee_init}, compute)[0]
+                                          "lstm_long": LSTM_LONG, "hidden": cfg.base_hidden, **EVALUATION}, compute)[0]
 
 
 def halving(scores_from, scores_to, name):
@@ -530,7 +534,7 @@ def with_baselines(task, key_name, steps, upstream):
         best = best_learning_rates(table)
         return runs[[lr == best[name] for name, lr in zip(runs.optimizer, runs.lr)]]
     frame, _ = cached_frame(store, key_name, {"upstream": upstream, "grid": cfg.lr_grid, "n": cfg.test_runs,
-                                              "steps": steps, "init": cfg.optimizee_init}, compute)
+                                              "steps": steps, **EVALUATION}, compute)
     print(f"{key_name}: best learning rates", frame.groupby("optimizer").lr.first().to_dict())
     return frame
 
@@ -552,8 +556,8 @@ else:
                                    LENET if name == "SimpleOptimizer" else LENET_LSTM, name) for name in LEARNED])
 
     lenet_frame, _ = cached_frame(store, "fig4a-lenet-learned", {"keys": [keys[n] for n in LEARNED],
-                                                                 "n": cfg.test_runs, "steps": [LENET, LENET_LSTM]},
-                                  lenet_learned)
+                                                                 "n": cfg.test_runs, "steps": [LENET, LENET_LSTM],
+                                                                 **EVALUATION}, lenet_learned)
     lenet_hand = with_baselines(lenet_task, "fig4a-lenet-baselines", LENET, "lenet-mnist")
     lenet_all = pd.concat([lenet_frame, lenet_hand])
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
@@ -605,7 +609,7 @@ def transfer(label, network, data, steps):
     ft_cfg = FineTuneConfig(cfg.finetune_fraction, cfg.finetune_repeats, cfg.finetune_target, cfg.finetune_max_steps,
                             cfg.unroll, cfg.meta_lr, seed)
     ft_setting = {"upstream": keys["SimpleOptimizer"], "fine_tune": str(ft_cfg), "network": repr(network),
-                  "data": len(data), "batch": cfg.batch_size, "init": cfg.optimizee_init}
+                  "data": [label, len(data)], "loss": [cfg.loss_weights, cfg.loss_term], **EVALUATION}
     history, _ = cached_training(results_dir, f"finetuned-{label}", ft_setting, tuned,
                                  lambda checkpointer: fine_tune(tuned, part, ft_cfg, estimator_options(
                                      cfg.loss_weights, cfg.loss_term), progress=progress))
@@ -728,11 +732,13 @@ if mnist is None:
 else:
     deep_task = mlp_task([deep_width] * (cfg.deep_layers - 1))
     deep_learned, _ = cached_frame(store, "fig5a-deep-learned", {"key": keys["SimpleOptimizer"], "width": deep_width,
-                                                                 "n": cfg.test_runs, "steps": cfg.deep_steps},
+                                                                 "layers": cfg.deep_layers, "n": cfg.test_runs,
+                                                                 "steps": cfg.deep_steps, **EVALUATION},
                                    lambda: run_rule(trained["SimpleOptimizer"], problems(deep_task, cfg.test_runs,
                                                                                          TEST_SEED)(),
                                                     cfg.deep_steps, "SimpleOptimizer"))
-    deep_hand = with_baselines(deep_task, "fig5a-deep-baselines", cfg.deep_steps, f"mlp-{deep_width}")
+    deep_hand = with_baselines(deep_task, "fig5a-deep-baselines", cfg.deep_steps,
+                               f"mlp-{cfg.deep_layers}x{deep_width}")
     deep_all = pd.concat([deep_learned, deep_hand])
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     plot_curves(ax, deep_all, profile_title(f"Fig. 5(a): {cfg.deep_layers}-layer MLP (width {deep_width})", profile,
