@@ -6,7 +6,6 @@ meta-gradient against finite differences, RNNProp's inputs and random scaling by
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
