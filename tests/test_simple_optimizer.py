@@ -253,9 +253,9 @@ def _finite_difference(rule, value, eps=1e-6):
         grad, flat = torch.zeros_like(p), p.data.view(-1)
         for i in range(p.numel()):
             flat[i] += eps
-            plus = float(value())
+            plus = float(value().detach())
             flat[i] -= 2 * eps
-            minus = float(value())
+            minus = float(value().detach())
             flat[i] += eps
             grad.view(-1)[i] = (plus - minus) / (2 * eps)
         out.append(grad)
