@@ -45,7 +45,8 @@ class Unrolled:
     """What an unroll produced. ``losses``: (steps + 1, runs), NaN from a run's divergence on (rows past an early
     stop are NaN too); ``params``/``state``/``loss``/``grads``: the last ones (still in the graph for ``"first"`` and
     ``"second"``), from which an unroll can continue (``start=``); ``meta_loss``: Σ_t w_t · mean_runs f(θ_t) over
-    t = 1..steps (or of the given ``term``); ``trajectory``: (θ_t, minibatch-stream state) for t < steps when ``keep=True``."""
+    t = 1..steps (or of the given ``term``); ``trajectory``: (θ_t, minibatch-stream state) for t < steps when
+    ``keep=True``."""
 
     losses: np.ndarray
     params: dict

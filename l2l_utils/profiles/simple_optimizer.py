@@ -44,8 +44,11 @@ SMOKE = dict(
     lenet_steps=12, transfer_steps=30, cifar_steps=6, googlenet_steps=2, finetune_repeats=2, finetune_max_steps=20,
     subset_tune_steps=20, deep_steps=30, timing_repeats=3, timing_steps=2,
 )
-CHOICES = {"dataset": ("MNIST",), "transfer_dataset": ("FashionMNIST", "MNIST"), "optimizee_init": ("pytorch", "normal"),
-           "mean_over": ("network", "tensor"), "simple_init": ("pytorch", "normal"),
-           "loss_term": ("difference", "difference-through", "difference-as-printed", "sum"),
-           "loss_weights": ("square", "uniform", "last"), "dm_loss_weights": ("uniform", "square", "last"),
-           "rnnprop_loss_weights": ("last", "uniform", "square"), "lstm_init": ("normal", "normal-zero-head-bias", "pytorch")}
+_INITS = ("normal", "normal-zero-head-bias", "pytorch")
+_TERMS = ("difference", "difference-through", "difference-as-printed", "sum")
+_WEIGHTS = ("square", "uniform", "last")
+CHOICES = {"dataset": ("MNIST",), "transfer_dataset": ("FashionMNIST", "MNIST"),
+           "optimizee_init": ("pytorch", "normal"), "mean_over": ("network", "tensor"),
+           "simple_init": ("pytorch", "normal"), "loss_term": _TERMS, "loss_weights": _WEIGHTS,
+           "dm_loss_weights": ("uniform", "square", "last"), "rnnprop_loss_weights": ("last", "uniform", "square"),
+           "lstm_init": _INITS}

@@ -411,7 +411,8 @@ else:
                "diverges); positive control: SimpleOptimizer does over the same steps",
                across({name: with_positive_control(
                    negate(halving(at[SHORT][name], at[LSTM_LONG][name], name), "halves its loss"), control,
-                   f"SimpleOptimizer halves its loss from step {SHORT} to {LSTM_LONG}") for name in ("DMOptimizer", "RNNProp")}))
+                   f"SimpleOptimizer halves its loss from step {SHORT} to {LSTM_LONG}")
+                   for name in ("DMOptimizer", "RNNProp")}))
 claims.show(*fig2_claims)
 
 # %% [markdown]
@@ -594,7 +595,8 @@ claims.show(*fig4a_claims)
 # here: the code runs when `cifar-10-batches-py/` is under the data root (it is tested on small files in that
 # format). GoogLeNet is torchvision's Inception v1 without its auxiliary classifiers and dropout and with batch norm on
 # batch statistics (5.6 M parameters with 10 classes; the paper's "250 times larger than base MLP", about 99 M, fits
-# no GoogLeNet v1, so we take the network by its name). LeNet on CIFAR-10 takes 3×32×32 images (62,006 parameters). As a **labelled substitute** (not the paper's experiment) the same procedure runs for LeNet on
+# no GoogLeNet v1, so we take the network by its name). LeNet on CIFAR-10 takes 3×32×32 images (62,006 parameters).
+# As a **labelled substitute** (not the paper's experiment) the same procedure runs for LeNet on
 # Fashion-MNIST, a new dataset for an optimizer trained on MNIST.
 
 # %%
