@@ -16,6 +16,7 @@ NOTEBOOKS = {
     "huisman2022": "notebooks/huisman2022_turtle.ipynb",
     "kuo2020": "notebooks/kuo2020_mtl2l.ipynb",
     "metamd": "notebooks/metamd.ipynb",
+    "simple_optimizer": "notebooks/simple_optimizer.ipynb",
 }
 
 

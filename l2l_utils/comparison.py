@@ -103,6 +103,23 @@ def curve_scores(frame: pd.DataFrame, value: str, late_window: int, split: int, 
     return pd.DataFrame(rows)
 
 
+def best_of_grid(names: Sequence[str], learning_rates: Sequence[float], make_problem: Callable, steps: int,
+                 window: int = 1, **labels) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every baseline at every learning rate on the same problems, each scored by its mean loss over the last
+    ``window`` steps (a rate under which a run diverges scores +inf). Returns the tidy runs of every rate (column
+    ``lr``) and a table of scores per baseline and rate; the best rate is the one the paper reports when it runs
+    "the best performing one" of a grid on the evaluation itself (SimpleOptimizer paper §4)."""
+    frames, rows = [], []
+    for name in names:
+        for lr in learning_rates:
+            frame = tidy(run_baseline(name, lr, make_problem(), steps), name, lr=lr, **labels)
+            scores = scores_at(frame, steps, window)[name]
+            rows.append({"optimizer": name, "lr": lr,
+                         "mean_final_loss": float(np.mean(scores)) if np.all(np.isfinite(scores)) else float("inf")})
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True), pd.DataFrame(rows)
+
+
 def mean_curves(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean loss per optimizer and step over the runs that had not diverged (columns: optimizers). For plots only
     (the legend says how many runs diverged); verdicts use :func:`scores_at`, which counts every run."""

@@ -120,7 +120,8 @@ class LSTMOptimizer(AdditiveRule):
 
 
 def detach_state(state):
-    """Cut the graph between truncations of truncated BPTT (§2): every tensor of a rule's state, detached."""
+    """Cut the graph between truncations of truncated BPTT (§2): every tensor of a rule's state detached (the LSTM's
+    {group: [(h, c), ...]}, or any other nesting of dicts, lists and tuples)."""
     if isinstance(state, torch.Tensor):
         return state.detach()
     if isinstance(state, dict):

@@ -114,21 +114,59 @@ class Conv4(nn.Module):
 
 
 # ------------------------------------------------------------------------------ MetaMD §5.2
-def lenet(num_classes: int = 10) -> nn.Module:
+def lenet(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Module:
     """LeNet-5 for (N, 1, 28, 28) inputs, as commonly used for MNIST-sized digits.
 
     conv 1->6 5×5 (padding 2), ReLU, maxpool 2; conv 6->16 5×5, ReLU, maxpool 2; flatten (16·5·5 = 400);
     fc 120, ReLU; fc 84, ReLU; fc ``num_classes``. Parameters with 10 classes:
-    156 + 2,416 + 48,120 + 10,164 + 850 = **61,706**.
+    156 + 2,416 + 48,120 + 10,164 + 850 = **61,706**. For (N, 3, 32, 32) images (CIFAR-10) the first convolution
+    has 3 input channels and no padding (62,006 parameters).
     """
+    if image_size not in (28, 32):
+        raise ValueError(f"image_size must be 28 or 32 (the flattened features must be 16·5·5), got {image_size}")
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 6, 5, padding=(32 - image_size) // 2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
         nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
         nn.Linear(120, 84), nn.ReLU(),
         nn.Linear(84, num_classes),
     )
+
+
+def googlenet(num_classes: int = 10) -> nn.Module:
+    """torchvision's GoogLeNet (Inception v1; SimpleOptimizer paper Fig. 5b on CIFAR-10), randomly initialised, without
+    the auxiliary classifiers and with its dropout removed and batch norm on batch statistics only, so a training step
+    is a deterministic function of the parameters and the minibatch (as the functional training of many networks
+    needs). 5,610,154 parameters with 10 classes."""
+    net = torchvision.models.googlenet(weights=None, num_classes=num_classes, aux_logits=False, init_weights=True,
+                                       transform_input=False)
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(module, name, nn.BatchNorm2d(child.num_features, eps=child.eps, track_running_stats=False))
+            elif isinstance(child, nn.Dropout):
+                setattr(module, name, nn.Identity())
+    return net
+
+
+def mlp_width_for(num_params: int, layers: int, in_features: int = 784, num_classes: int = 10) -> int:
+    """The width h whose MLP with ``layers`` linear layers (``layers − 1`` hidden layers of h units) has the number
+    of parameters closest to ``num_params`` (e.g. SimpleOptimizer paper Fig. 5a: 5 layers, 16× the base MLP)."""
+    if layers < 2:
+        raise ValueError(f"layers must be at least 2 (one hidden layer), got {layers}")
+
+    def count(h):
+        return (in_features + 1) * h + (layers - 2) * (h + 1) * h + (h + 1) * num_classes
+
+    h = 1
+    while count(h) < num_params:
+        h *= 2
+    low, high = h // 2, h
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if count(mid) < num_params else (low, mid)
+    return min((low, high), key=lambda w: abs(count(w) - num_params)) if low > 0 else high
 
 
 def resnet18(num_classes: int = 10) -> nn.Module:

@@ -152,6 +152,39 @@ class ClassifierTask:
         return ClassifierProblem(self, params0, torch.Generator(device=device).manual_seed(seed))
 
 
+class ScaledProblem:
+    """f_c(θ) = f(c ⊙ θ) started at θ0 / c, so it starts where ``problem`` starts (Lv et al. 2017, random scaling)."""
+
+    def __init__(self, problem, scales: dict):
+        self.problem, self.scales = problem, scales
+        self.params0 = {k: v / scales[k] for k, v in problem.params0.items()}
+        self.groups = getattr(problem, "groups", None)
+
+    @property
+    def generator(self):
+        return getattr(self.problem, "generator", None)
+
+    def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.problem.loss({k: v * self.scales[k] for k, v in params.items()})
+
+
+class RandomlyScaledTask:
+    """Problems of ``task`` with every coordinate of every optimizee rescaled by its own c = exp(U[−spread, spread])
+    (Lv et al. 2017, §3 "random scaling", spread 3: RNNProp's meta-training trick, applied afresh to every problem
+    drawn). θ0 is divided by c (Lv et al.'s public code), so the scaled problem starts at the same loss."""
+
+    def __init__(self, task, spread: float = 3.0):
+        if not spread > 0:
+            raise ValueError(f"spread must be positive, got {spread!r}")
+        self.task, self.spread = task, spread
+
+    def sample(self, n: int, generator: torch.Generator) -> ScaledProblem:
+        problem = self.task.sample(n, generator)
+        scales = {k: torch.exp((torch.rand(v.shape, generator=generator) * 2 - 1) * self.spread).to(v.device, v.dtype)
+                  for k, v in problem.params0.items()}
+        return ScaledProblem(problem, scales)
+
+
 # ------------------------------------------------------------------------------ MetaMD, App. A.1
 class MixtureTask:
     """Problems from one of several tasks (datasets or domains), chosen uniformly per call (MetaMD §5.2)."""

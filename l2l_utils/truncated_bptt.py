@@ -47,11 +47,17 @@ class MetaTrainConfig:
 class TruncatedBPTT:
     """The estimator: one truncation per driver unit. A trajectory starts on a problem drawn from the driver's
     stream; each call unrolls the next ``unroll`` steps with the graph through φ, backpropagates Σ_t w_t mean f(θ_t)
-    and cuts the graph. A non-finite meta-loss abandons the trajectory (counted as diverged)."""
+    and cuts the graph. A non-finite meta-loss abandons the trajectory (counted as diverged).
 
-    def __init__(self, task, cfg: MetaTrainConfig, weights=None):
-        self.task, self.cfg, self.weights = task, cfg, weights
-        self.problem, self.current, self.position, self.trajectory = None, None, 0, 0
+    ``weights``: w_t of a truncation's steps, a sequence or ``weights(position, length)`` of the trajectory position
+    the truncation starts at; ``term``: the meta-loss term (:func:`l2l_utils.unroll.unroll`, e.g. the weighted
+    difference of :mod:`l2l_utils.meta_losses`); ``stop(first_losses, part)``: ends the trajectory after a truncation
+    when it returns True (its remaining truncations count as done), e.g. once the loss has halved (SimpleOptimizer
+    paper §3.4)."""
+
+    def __init__(self, task, cfg: MetaTrainConfig, weights=None, term=None, stop=None):
+        self.task, self.cfg, self.weights, self.term, self.stop = task, cfg, weights, term, stop
+        self.problem, self.current, self.position, self.trajectory, self.first = None, None, 0, 0, None
 
     def step(self, optimizer, generator, remaining) -> Estimate:
         optimizer.train()  # rules with training-only noise (MTL2L's dropout and perturbation) switch it on here
@@ -60,9 +66,11 @@ class TruncatedBPTT:
                 optimizer.begin_trajectory(generator)
             self.problem = self.task.sample(self.cfg.meta_batch, generator)
             self.current, self.position = unroll(optimizer, self.problem, 0), 0
-            self.trajectory += 1
+            self.trajectory, self.first = self.trajectory + 1, self.current.losses[0]
         length = min(self.cfg.unroll, self.cfg.steps - self.position)
-        part = unroll(optimizer, self.problem, length, order="first", start=self.current, weights=self.weights)
+        weights = self.weights(self.position, length) if callable(self.weights) else self.weights
+        part = unroll(optimizer, self.problem, length, order="first", start=self.current, weights=weights,
+                      term=self.term)
         info = {"trajectory": self.trajectory, "length": length}
         if not torch.isfinite(torch.as_tensor(part.meta_loss)):  # the rest of the trajectory is not run: its
             self.current = None                                    # truncations count as done (epochs stay aligned)
@@ -71,10 +79,15 @@ class TruncatedBPTT:
         if self.cfg.clip_value is not None:
             torch.nn.utils.clip_grad_value_(optimizer.parameters(), self.cfg.clip_value)
         self.position += length
+        amount = 1
+        if self.stop is not None and self.stop(self.first, part) and self.position < self.cfg.steps:
+            amount += self.cfg.truncations - -(-self.position // self.cfg.unroll)
+            info["stopped_at"] = self.position
+            self.position = self.cfg.steps
         self.current = None if self.position >= self.cfg.steps else Unrolled(
             part.losses, {k: v.detach().requires_grad_() for k, v in part.params.items()}, detach_state(part.state),
             part.loss.detach(), part.grads)
-        return Estimate(float(part.meta_loss.detach()), info=info)
+        return Estimate(float(part.meta_loss.detach()), amount, info=info)
 
     def summary(self, estimates) -> dict:
         """Mean per-step meta-loss over the trajectories that did not diverge, and how many diverged."""
@@ -101,15 +114,18 @@ def validation_loss(optimizer, task, cfg: MetaTrainConfig) -> float:
     return float(np.mean(final)) if np.all(np.isfinite(final)) else float("inf")
 
 
-def train_learned_optimizer(optimizer, task, cfg: MetaTrainConfig, checkpointer=None, progress: bool = True):
-    """Meta-train ``optimizer`` in place (best epoch loaded at the end); one history row per epoch."""
+def train_learned_optimizer(optimizer, task, cfg: MetaTrainConfig, checkpointer=None, progress: bool = True,
+                            estimator_options: dict | None = None):
+    """Meta-train ``optimizer`` in place (best epoch loaded at the end); one history row per epoch.
+    ``estimator_options`` go to :class:`TruncatedBPTT` (``weights``, ``term``, ``stop``)."""
     per_epoch = cfg.trajectories_per_epoch * cfg.truncations
 
     def validate(model):
         val = validation_loss(model, task, cfg)
         return {"score": val, "val_final_loss": val}
 
-    result = meta_train(optimizer, TruncatedBPTT(task, cfg), validate, cfg.epochs * per_epoch, per_epoch,
+    estimator = TruncatedBPTT(task, cfg, **(estimator_options or {}))
+    result = meta_train(optimizer, estimator, validate, cfg.epochs * per_epoch, per_epoch,
                         cfg.meta_lr, cfg.seed, cfg.as_config(), checkpointer, progress, desc="meta-training")
     history = result.history.assign(epoch=lambda h: h["done"] // per_epoch)
     best_epoch = int(result.best["done"] // per_epoch)
@@ -117,16 +133,18 @@ def train_learned_optimizer(optimizer, task, cfg: MetaTrainConfig, checkpointer=
 
 
 def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: str, setting: dict,
-                      progress: bool = True) -> tuple[pd.DataFrame, bool]:
+                      progress: bool = True, estimator_options: dict | None = None) -> tuple[pd.DataFrame, bool]:
     """Meta-train once per setting: load ``<name>-<key>.pt`` if a finished run with this config exists,
     else train with a checkpoint (resumable) and store the best weights and the epoch history.
+    ``setting`` must name whatever ``estimator_options`` change (they are functions, not part of the key).
 
     Returns ``(history, reused)``; ``optimizer`` holds the best weights either way.
     """
     config = {"meta": cfg.as_config(), **setting}
 
     def train(checkpointer):
-        history, best_epoch = train_learned_optimizer(optimizer, task, cfg, checkpointer, progress=progress)
+        history, best_epoch = train_learned_optimizer(optimizer, task, cfg, checkpointer, progress=progress,
+                                                      estimator_options=estimator_options)
         return history.assign(best_epoch=best_epoch)
 
     return cached_training(results_dir, name, config, optimizer, train)

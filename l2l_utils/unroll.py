@@ -46,7 +46,8 @@ class Unrolled:
     """What an unroll produced. ``losses``: (steps + 1, runs), NaN from a run's divergence on (rows past an early
     stop are NaN too); ``params``/``state``/``loss``/``grads``: the last ones (still in the graph for ``"first"`` and
     ``"second"``), from which an unroll can continue (``start=``); ``meta_loss``: Σ_t w_t · mean_runs f(θ_t) over
-    t = 1..steps; ``trajectory``: (θ_t, minibatch-stream state) for t < steps when ``keep=True``."""
+    t = 1..steps (or of the given ``term``); ``trajectory``: (θ_t, minibatch-stream state) for t < steps when
+    ``keep=True``."""
 
     losses: np.ndarray
     params: dict
@@ -81,11 +82,13 @@ def _stream_state(problem):
 
 def unroll(rule, problem, steps: int, order: str = "none", start: Unrolled | None = None, weights=None,
            evaluate_last: bool = True, stop: str = "all", hook: Hook | None = None, monitor: Monitor | None = None,
-           keep: bool = False, until: Callable[[int, dict, torch.Tensor], bool] | None = None) -> Unrolled:
+           keep: bool = False, until: Callable[[int, dict, torch.Tensor], bool] | None = None,
+           term: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Unrolled:
     """Apply ``rule`` to ``problem`` for ``steps`` steps (module docstring). ``start`` continues an earlier unroll
-    (truncated BPTT); ``weights`` are w_1..w_T of the meta-loss (default 1); ``evaluate_last=False`` skips the loss
-    at θ_T (an episodic inner loop scores the query set instead); ``until(t, θ_t, loss_t)`` ends the run early when
-    it returns True (e.g. converged)."""
+    (truncated BPTT); ``weights`` are w_1..w_T of the meta-loss (default 1); ``term(f(θ_t), f(θ_{t−1}))`` is its
+    per-run term at step t (default f(θ_t); :mod:`l2l_utils.meta_losses` has the weighted difference);
+    ``evaluate_last=False`` skips the loss at θ_T (an episodic inner loop scores the query set instead);
+    ``until(t, θ_t, loss_t)`` ends the run early when it returns True (e.g. converged)."""
     if order not in ORDERS:
         raise ValueError(f"order={order!r}; allowed values are {list(ORDERS)}")
     if stop not in ("all", "any"):
@@ -114,6 +117,7 @@ def unroll(rule, problem, steps: int, order: str = "none", start: Unrolled | Non
             break
         if keep:
             trajectory.append(({k: v.detach() for k, v in params.items()}, stream))
+        previous = loss
         context = Context(loss=loss if second else loss.detach(), groups=groups,
                           inputs=getattr(problem, "last_inputs", None))
         before = {k: v.detach().clone() for k, v in params.items()} if hook is not None else None
@@ -139,7 +143,8 @@ def unroll(rule, problem, steps: int, order: str = "none", start: Unrolled | Non
             grads = {k: g.detach() for k, g in grads.items()}
         losses.append(loss.detach())
         if graph:
-            meta_loss = meta_loss + (1.0 if weights is None else weights[t]) * loss.mean()
+            value = loss if term is None else term(loss, previous)
+            meta_loss = meta_loss + (1.0 if weights is None else weights[t]) * value.mean()
         if not torch.isfinite(loss).any() or (stop == "any" and not torch.isfinite(loss).all()):
             break
     out = torch.stack(losses).float().cpu().numpy()

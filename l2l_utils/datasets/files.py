@@ -71,6 +71,7 @@ NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
     "huisman2022_turtle": ("Omniglot",),
     "kuo2020_mtl2l": ("MNIST", "FashionMNIST", "KMNIST"),
     "metamd": ("MNIST", "FashionMNIST", "KMNIST", "USPS"),
+    "simple_optimizer": ("MNIST", "FashionMNIST"),
 }
 
 SKIP_PREFIX = "data missing"

@@ -151,9 +151,9 @@ def frozen(mapping: Mapping) -> Mapping:
 
 # Each paper's profiles live in a module of their own (this package): PAPER and SMOKE, and the allowed values of
 # its choice fields.
-from . import andrychowicz2016, huisman2022, kuo2020, metamd  # noqa: E402
+from . import andrychowicz2016, huisman2022, kuo2020, metamd, simple_optimizer  # noqa: E402
 
 PAPER_MODULES = {"andrychowicz2016": andrychowicz2016, "huisman2022": huisman2022, "kuo2020": kuo2020,
-                 "metamd": metamd}
+                 "metamd": metamd, "simple_optimizer": simple_optimizer}
 PAPER_PROFILES = {name: {"smoke": module.SMOKE, "paper": module.PAPER} for name, module in PAPER_MODULES.items()}
 PAPER_CHOICES = {name: module.CHOICES for name, module in PAPER_MODULES.items()}
