@@ -15,18 +15,20 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .fused_cells import fused_weights, lstm_step
 from .update_rules import AdditiveRule
 
-State = dict  # group name -> list of (h, c) per LSTM layer
+State = dict  # group name -> list of (h, c) per LSTM layer, each (hidden, coordinates)
 
 
-def preprocess_gradient(grad: torch.Tensor, p: float = 10.0) -> torch.Tensor:
-    """Appendix A: ∇ -> (log|∇|/p, sgn ∇) if |∇| >= e^-p, else (-1, e^p ∇). Returns shape (..., 2)."""
+def preprocess_gradient(grad: torch.Tensor, p: float = 10.0, dim: int = -1) -> torch.Tensor:
+    """Appendix A: ∇ -> (log|∇|/p, sgn ∇) if |∇| >= e^-p, else (-1, e^p ∇). The pair is stacked along ``dim``:
+    shape (..., 2) by default, (2, N) with ``dim=0`` for a feature-major cell."""
     threshold = math.exp(-p)
     big = grad.abs() >= threshold
     log_part = torch.where(big, torch.log(grad.abs().clamp_min(threshold)) / p, torch.full_like(grad, -1.0))
     sign_part = torch.where(big, torch.sign(grad), grad * math.exp(p))
-    return torch.stack((log_part, sign_part), dim=-1)
+    return torch.stack((log_part, sign_part), dim=dim)
 
 
 class CoordinatewiseLSTM(nn.Module):
@@ -61,17 +63,20 @@ class CoordinatewiseLSTM(nn.Module):
             nn.init.zeros_(self.head.bias)
 
     def initial_state(self, num_coords: int, device=None, dtype=None) -> list:
-        zeros = lambda: torch.zeros(num_coords, self.hidden_size, device=device, dtype=dtype)  # noqa: E731
+        """(h, c) of every layer, feature-major: (hidden, coordinates) (:mod:`l2l_utils.fused_cells`)."""
+        zeros = lambda: torch.zeros(self.hidden_size, num_coords, device=device, dtype=dtype)  # noqa: E731
         return [(zeros(), zeros()) for _ in range(self.num_layers)]
 
     def forward(self, grad: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
-        x = grad.unsqueeze(-1) if self.preprocess_p is None else preprocess_gradient(grad, self.preprocess_p)
+        """The update of every coordinate of ``grad`` (N,) and the new state: the equations of ``nn.LSTMCell`` on the
+        cells' own parameters, computed feature-major and fused (:mod:`l2l_utils.fused_cells`)."""
+        x = grad.unsqueeze(0) if self.preprocess_p is None else preprocess_gradient(grad, self.preprocess_p, dim=0)
         new_state = []
         for cell, (h, c) in zip(self.cells, state):
-            h, c = cell(x, (h, c))
+            h, c = lstm_step(x, h, c, *fused_weights(cell))
             new_state.append((h, c))
             x = h
-        return self.head(x).squeeze(-1) * self.output_scale, new_state
+        return torch.addmm(self.head.bias[:, None], self.head.weight, x)[0] * self.output_scale, new_state
 
 
 class LSTMOptimizer(AdditiveRule):

@@ -125,18 +125,18 @@ def test_permuting_coordinates_permutes_updates(preprocess_p):
     d, T = 13, 4
     opt = LSTMOptimizer(preprocess_p=preprocess_p).double()
     grads = torch.randn(T, d, dtype=torch.float64) * torch.logspace(-6, 1, d, dtype=torch.float64)
-    # a non-trivial initial state, so permuting state rows matters too
-    state = {"all": [(torch.randn(d, 20, dtype=torch.float64), torch.randn(d, 20, dtype=torch.float64))
+    # a non-trivial initial state, so permuting the state's coordinates matters too (feature-major: (20, d))
+    state = {"all": [(torch.randn(20, d, dtype=torch.float64), torch.randn(20, d, dtype=torch.float64))
                      for _ in range(2)]}
     perm = torch.randperm(d)
-    permuted_state = {"all": [(h[perm], c[perm]) for h, c in state["all"]]}
+    permuted_state = {"all": [(h[:, perm], c[:, perm]) for h, c in state["all"]]}
     with torch.no_grad():
         ref, ref_state = _sequence_updates(opt, grads, state)
         got, got_state = _sequence_updates(opt, grads[:, perm], permuted_state)
     torch.testing.assert_close(got, ref[:, perm], rtol=1e-12, atol=1e-14)
     for (h, c), (hp, cp) in zip(ref_state["all"], got_state["all"]):
-        torch.testing.assert_close(hp, h[perm], rtol=1e-12, atol=1e-14)
-        torch.testing.assert_close(cp, c[perm], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(hp, h[:, perm], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(cp, c[:, perm], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("preprocess_p", [None, 10.0])
