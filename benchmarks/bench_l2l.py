@@ -1,21 +1,24 @@
-"""Micro-benchmarks of the L2L hot paths (Andrychowicz et al. 2016, MNIST MLP of §3.2).
+"""The L2L hot loops against what the machine can do (Andrychowicz et al. 2016, MNIST MLP of §3.2).
 
-1. Step time of the learned LSTM optimizer vs one ADAM step on the MNIST MLP (n=1 and n=20 optimizees).
-2. Meta-training throughput (optimizee-steps/s) of one truncated-BPTT trajectory (``TruncatedBPTT``): 20
-   optimizees as one batch vs the same 20 optimizees one at a time.
-3. Data path: a minibatch drawn by index on the device (``DeviceDataset.sample``) vs a
-   ``torch.utils.data.DataLoader`` over the same tensors.
+0. The limit: the machine's float32 matrix-product rate (a 4096² product).
+1. One meta-training trajectory (MLP 784-20-10 sigmoid, minibatch 128, T = 100, truncations of 20, one optimizee,
+   the 5,301-parameter LSTM optimizer, Adam on φ after every truncation): seconds, the FLOPs of its matrix products
+   (counted), GFLOP/s and the fraction of the limit, for the replaced implementation (``nn.LSTMCell`` on
+   (coordinates, features)), the fused cell, and the fused cell compiled (``L2L_COMPILE=1``).
+2. One learned step (no graph) against one Adam step on the same MLP, 1 and 20 optimizees.
+3. A meta-batch of 20 optimizees: all at once, in chunks (``MetaTrainConfig.meta_chunk``), and one at a time:
+   seconds per optimizee-step and the peak memory of the stored graph.
+4. Data path: a minibatch drawn by index on the device vs a ``torch.utils.data.DataLoader``.
 
-Every measurement is warmed up, synchronised on CUDA, timed with ``time.perf_counter`` and reported
-as the median over ``--repeats`` repeats.
+Every measurement is warmed up, synchronised on CUDA and reported as the median over ``--repeats`` repeats.
 
-    .venv/bin/python benchmarks/bench_l2l.py --device cpu [--quick] [--out bench.json]
+    .venv/bin/python benchmarks/bench_l2l.py --device cpu [--quick] [--threads 2] [--out bench.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,223 +33,213 @@ from l2l_utils.baselines import baseline_rule  # noqa: E402
 from l2l_utils.datasets import DeviceDataset, load_image_dataset  # noqa: E402
 from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
 from l2l_utils.models import mlp  # noqa: E402
-from l2l_utils.tasks import ClassifierProblem, ClassifierTask  # noqa: E402
+from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
 from l2l_utils.unroll import unroll  # noqa: E402
-from timing import Fixed, _load_average, start, time_per_call  # noqa: E402
+from timing import Fixed, at_limit, count_flops, finish, matmul_rate, start, time_per_call  # noqa: E402
 
 BATCH_SIZE = 128
 SEED = 0
+VARIANTS = {"replaced (nn.LSTMCell)": (True, "0"), "fused": (False, "0"), "fused + compiled": (False, "1")}
 
 
-# ------------------------------------------------------------------------------------------ 1. steps
-class Stepper:
-    """One step of :func:`l2l_utils.unroll.unroll` (no graph): the rule's update, then the loss and its gradient."""
-
-    def __init__(self, rule, problem):
-        self.rule, self.problem = rule, problem
-        self.reset()
-
-    def reset(self):
-        self.current = unroll(self.rule, self.problem, 0)
-
-    def step(self):
-        self.current = unroll(self.rule, self.problem, 1, start=self.current)
+def new_optimizer(unfused: bool, device) -> LSTMOptimizer:
+    torch.manual_seed(SEED)
+    return LSTMOptimizer(unfused=unfused, preprocess_p=10.0, output_scale=0.1).to(device)
 
 
-def bench_steps(task, device, sync, args) -> list[dict]:
+def variant(name: str):
+    """Set the compile switch of ``name`` and return a fresh optimizer factory for it."""
+    unfused, compiled = VARIANTS[name]
+    os.environ["L2L_COMPILE"] = compiled
+    return lambda device: new_optimizer(unfused, device)
+
+
+def trajectory_runner(optimizer, problem, cfg: MetaTrainConfig):
+    """One meta-training trajectory on a fixed problem: every truncation backpropagated, then an Adam step on φ."""
+    meta = torch.optim.Adam(optimizer.parameters(), lr=1e-3)
+
+    def run():
+        estimator = TruncatedBPTT(Fixed(problem), cfg)
+        for _ in range(cfg.truncations):
+            meta.zero_grad(set_to_none=True)
+            if not estimator.step(optimizer, None, 1).failed:
+                meta.step()
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------- 1. trajectory
+def bench_trajectory(task, device, sync, rate, args) -> list[dict]:
+    cfg = MetaTrainConfig(steps=args.steps, unroll=args.unroll, meta_batch=1)
+    problem = task.sample(1, torch.Generator().manual_seed(SEED))
     rows = []
-    for n in args.step_sizes:
-        gen = torch.Generator().manual_seed(SEED + n)
-        problem = task.sample(n, gen)
-        optimizer = LSTMOptimizer(preprocess_p=10, output_scale=0.1).to(device)
-        learned, adam = Stepper(optimizer, problem), Stepper(baseline_rule("ADAM", 1e-3), problem)
-        kw = dict(warmup=args.warmup_steps, repeats=args.repeats, sync=sync, target_s=args.target_s,
-                  max_calls=args.max_step_calls)
-        t_learned = time_per_call(learned.step, setup=learned.reset, **kw)
-        t_adam = time_per_call(adam.step, setup=adam.reset, **kw)
-        rows.append({"optimizees": n, "coordinates": n * task.num_params,
-                     "learned_ms": 1e3 * t_learned["median_s"], "adam_ms": 1e3 * t_adam["median_s"],
-                     "ratio": t_learned["median_s"] / t_adam["median_s"],
-                     "learned_detail": t_learned, "adam_detail": t_adam})
+    for name in VARIANTS:
+        make = variant(name)
+        run = trajectory_runner(make(device), problem, cfg)
+        run()  # warm-up (and compilation)
+        flops = count_flops(run)
+        seconds = time_per_call(run, sync=sync, warmup=0, repeats=args.repeats, target_s=0.0, max_calls=1)["median_s"]
+        rows.append({"variant": name, "seconds": seconds, **at_limit(flops, seconds, rate)})
+    os.environ["L2L_COMPILE"] = "0"
     return rows
 
 
-# ---------------------------------------------------------------------------------- 2. meta-training
-def bench_meta(task, device, sync, args) -> dict:
-    cfg_batch = MetaTrainConfig(steps=args.meta_steps, unroll=args.meta_unroll, meta_batch=args.meta_n)
-    cfg_single = MetaTrainConfig(steps=args.meta_steps, unroll=args.meta_unroll, meta_batch=1)
-    problem = task.sample(args.meta_n, torch.Generator().manual_seed(SEED + 100))
-    # the same optimizees, one problem each (own minibatch stream, as sampling would give them)
-    singles = [ClassifierProblem(task, {k: v[i:i + 1] for k, v in problem.params0.items()},
-                                 torch.Generator(device=device).manual_seed(SEED + 200 + i))
-               for i in range(args.meta_n)]
-    optimizer = LSTMOptimizer(preprocess_p=10, output_scale=0.1).to(device)
-    meta_opt = torch.optim.Adam(optimizer.parameters(), lr=cfg_batch.meta_lr)
-    diverged = {"batched": 0, "one_at_a_time": 0}
+# ------------------------------------------------------------------------------------------- 2. steps
+def bench_steps(task, device, sync, args) -> list[dict]:
+    rows = []
+    for n in (1, 20):
+        problem = task.sample(n, torch.Generator().manual_seed(SEED + n))
+        row = {"optimizees": n, "coordinates": n * task.num_params}
+        rules = {name: variant(name)(device) for name in VARIANTS}
+        rules["Adam"] = baseline_rule("ADAM", 1e-3)
+        for name, rule in rules.items():
+            os.environ["L2L_COMPILE"] = VARIANTS.get(name, (False, "0"))[1]
+            current = {}
 
-    def trajectory(prob, cfg) -> bool:
-        """One trajectory on ``prob``: every truncation backpropagated and followed by an Adam step on φ."""
-        estimator = TruncatedBPTT(Fixed(prob), cfg)
-        for _ in range(cfg.truncations):
-            meta_opt.zero_grad(set_to_none=True)
-            estimate = estimator.step(optimizer, None, None)
-            if estimate.failed:
-                return True
-            meta_opt.step()
-        return False
+            def reset():
+                current["u"] = unroll(rule, problem, 0)
 
-    def batched():
-        diverged["batched"] += trajectory(problem, cfg_batch)
+            def step():
+                current["u"] = unroll(rule, problem, 1, start=current["u"])
 
-    def one_at_a_time():
-        for single in singles:
-            diverged["one_at_a_time"] += trajectory(single, cfg_single)
-
-    # warm-up: short trajectories of both shapes (allocator, kernels), then the timed full ones
-    warm = MetaTrainConfig(steps=2, unroll=2)
-    trajectory(problem, warm)
-    trajectory(singles[0], warm)
-    kw = dict(warmup=0, repeats=args.meta_repeats, sync=sync, target_s=0.0, max_calls=1)
-    t_batched = time_per_call(batched, **kw)
-    t_single = time_per_call(one_at_a_time, **kw)
-    opt_steps = args.meta_n * args.meta_steps  # optimizee-steps per timed call, in both variants
-    return {"optimizees": args.meta_n, "steps": args.meta_steps, "unroll": args.meta_unroll,
-            "optimizee_steps_per_call": opt_steps,
-            "batched_s": t_batched["median_s"], "one_at_a_time_s": t_single["median_s"],
-            "batched_steps_per_s": opt_steps / t_batched["median_s"],
-            "one_at_a_time_steps_per_s": opt_steps / t_single["median_s"],
-            "speedup": t_single["median_s"] / t_batched["median_s"], "diverged_trajectories": diverged,
-            "batched_detail": t_batched, "one_at_a_time_detail": t_single}
+            row[name] = 1e3 * time_per_call(step, setup=reset, sync=sync, warmup=args.warmup_steps,
+                                            repeats=args.repeats, target_s=args.target_s,
+                                            max_calls=args.max_step_calls)["median_s"]
+        os.environ["L2L_COMPILE"] = "0"
+        rows.append(row)
+    return rows
 
 
-# ----------------------------------------------------------------------------------------- 3. data
+# --------------------------------------------------------------------------------------- 3. meta-batch
+def peak_graph_bytes(fn) -> int:
+    """Peak bytes of the tensors autograd holds for backward while ``fn`` runs."""
+    live, peak = [0], [0]
+
+    class Held:
+        def __init__(self, tensor):
+            self.tensor, self.size = tensor, tensor.numel() * tensor.element_size()
+            live[0] += self.size
+            peak[0] = max(peak[0], live[0])
+
+        def __del__(self):
+            live[0] -= self.size
+
+    with torch.autograd.graph.saved_tensors_hooks(Held, lambda held: held.tensor):
+        fn()
+    return peak[0]
+
+
+def bench_meta_batch(task, device, sync, args) -> list[dict]:
+    n, steps = args.meta_n, args.meta_steps
+    problem = task.sample(n, torch.Generator().manual_seed(SEED + 100))
+    variants = {f"one batch of {n}": (n, [problem]), **{f"chunks of {c}": (c, [problem]) for c in args.chunks},
+                f"one at a time ({n} problems)": (1, [problem.select(torch.tensor([i])) for i in range(n)])}
+    rows = []
+    for name, (chunk, problems) in variants.items():
+        cfg = MetaTrainConfig(steps=steps, unroll=steps, meta_batch=len(problems[0].params0["0.weight"]),
+                              meta_chunk=chunk)
+        optimizer = new_optimizer(False, device)
+        runs = [trajectory_runner(optimizer, p, cfg) for p in problems]
+
+        def all_runs():
+            for r in runs:
+                r()
+
+        all_runs()
+        seconds = time_per_call(all_runs, sync=sync, warmup=0, repeats=args.meta_repeats, target_s=0.0,
+                                max_calls=1)["median_s"]
+        rows.append({"variant": name, "seconds": seconds, "ms_per_optimizee_step": 1e3 * seconds / (n * steps),
+                     "peak_graph_mb": peak_graph_bytes(runs[0]) / 2**20})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- 4. data
 def bench_data(dataset: DeviceDataset, device, sync, args) -> list[dict]:
     gen = torch.Generator(device=device).manual_seed(SEED)
     kw = dict(warmup=args.data_warmup, repeats=args.repeats, sync=sync, target_s=args.target_s,
               max_calls=args.max_data_calls)
+    loader = DataLoader(TensorDataset(dataset.inputs, dataset.targets), batch_size=BATCH_SIZE, shuffle=True,
+                        generator=torch.Generator().manual_seed(SEED))
+    state = {"it": iter(loader)}
 
-    def device_sample():
-        x, y = dataset.sample(BATCH_SIZE, gen)
-        return x, y
-
-    def loader_fn(tensors, to_device: bool, pin: bool):
-        loader = DataLoader(TensorDataset(*tensors), batch_size=BATCH_SIZE, shuffle=True, num_workers=0,
-                            pin_memory=pin, generator=torch.Generator().manual_seed(SEED))
-        it = iter(loader)
-
-        def next_batch():
-            nonlocal it
-            try:
-                x, y = next(it)
-            except StopIteration:  # new epoch: the reshuffle cost is part of the per-batch average
-                it = iter(loader)
-                x, y = next(it)
-            if to_device:
-                x, y = x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
-            return x, y
-
-        return next_batch
+    def next_batch():
+        try:
+            return next(state["it"])
+        except StopIteration:  # new epoch: the reshuffle cost is part of the per-batch average
+            state["it"] = iter(loader)
+            return next(state["it"])
 
     rows = [{"method": "DeviceDataset.sample (index on device)",
-             **_us(time_per_call(device_sample, **kw))},
-            {"method": "DataLoader(TensorDataset on device, shuffle)",
-             **_us(time_per_call(loader_fn((dataset.inputs, dataset.targets), False, False), **kw))}]
-    if device.type == "cuda":
-        cpu = (dataset.inputs.cpu(), dataset.targets.cpu())
-        rows.append({"method": "DataLoader(TensorDataset on CPU, pinned) + .to(device)",
-                     **_us(time_per_call(loader_fn(cpu, True, True), **kw))})
-    base = rows[0]["us_per_batch"]
+             "us_per_batch": 1e6 * time_per_call(lambda: dataset.sample(BATCH_SIZE, gen), **kw)["median_s"]},
+            {"method": "DataLoader(TensorDataset, shuffle)",
+             "us_per_batch": 1e6 * time_per_call(next_batch, **kw)["median_s"]}]
     for row in rows:
-        row["relative_to_device_sample"] = row["us_per_batch"] / base
+        row["relative"] = row["us_per_batch"] / rows[0]["us_per_batch"]
     return rows
 
 
-def _us(t: dict) -> dict:
-    return {"us_per_batch": 1e6 * t["median_s"], "detail": t}
-
-
-# ------------------------------------------------------------------------------------------- main
+# ------------------------------------------------------------------------------------------------ main
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<index> (default: auto)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
     p.add_argument("--out", type=Path, default=None, help="optional JSON file for the results")
-    p.add_argument("--quick", action="store_true", help="short run (< 60 s on 2 CPU cores)")
+    p.add_argument("--quick", action="store_true", help="short trajectories (T = 20), fewer calls")
     p.add_argument("--data-dir", default=None, help="data root (default: $L2L_DATA_DIR, else <project>/data)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's choice); 1 is steadier on a busy machine")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     args = p.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        p.error("--repeats must be >= 1")
-    if args.threads is not None and args.threads < 1:
-        p.error("--threads must be >= 1")
-    # sizes of each measurement. --quick keeps the optimizee problem sizes but times fewer calls and
-    # meta-trains on short trajectories (steps = unroll = 5) so that it fits in a minute on 2 CPU cores.
-    args.step_sizes = (1, 20)
-    args.meta_n = 20
-    if args.quick:
-        args.repeats = args.repeats or 3
-        args.meta_steps = args.meta_unroll = 5
-        args.meta_repeats = 1
-        args.target_s, args.warmup_steps, args.max_step_calls = 0.2, 2, 20
-        args.data_warmup, args.max_data_calls = 20, 200
-    else:
-        args.repeats = args.repeats or 5
-        args.meta_steps = args.meta_unroll = 20
-        args.meta_repeats = max(1, min(args.repeats, 2))  # meta-training dominates the run time
-        args.target_s, args.warmup_steps, args.max_step_calls = 1.0, 5, 100
-        args.data_warmup, args.max_data_calls = 100, 1000
+    for name in ("repeats", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    args.repeats = args.repeats or (2 if args.quick else 3)
+    args.steps, args.unroll = (20, 20) if args.quick else (100, 20)
+    args.meta_n, args.meta_steps, args.chunks = 20, (5 if args.quick else 20), (5,)
+    args.meta_repeats = 1
+    args.target_s, args.warmup_steps, args.max_step_calls = (0.2, 2, 10) if args.quick else (1.0, 3, 50)
+    args.data_warmup, args.max_data_calls = (20, 200) if args.quick else (100, 1000)
     return args
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    device, sync, env = start(args.device, args.threads,
-                              f"{'quick' if args.quick else 'full'} run, repeats {args.repeats}")
-    torch.manual_seed(SEED)
-    t0 = time.perf_counter()
-
+    device, sync, env = start(args.device, args.threads, f"{'quick' if args.quick else 'full'} run")
+    started = time.perf_counter()
+    rate = matmul_rate(device, sync=sync)
+    print(f"\n0. Limit: float32 4096² matrix product at {rate / 1e9:.1f} GFLOP/s")
     data = load_image_dataset("MNIST", "train", data_dir=args.data_dir)
-    dataset = DeviceDataset.from_image_data(data, device, flatten=True)  # on the device once
-    task = ClassifierTask(mlp(dataset.inputs.shape[1], [20], 10, "sigmoid"), dataset, batch_size=BATCH_SIZE)
+    dataset = DeviceDataset.from_image_data(data, device, flatten=True)
+    task = ClassifierTask(mlp(784, [20], 10, "sigmoid"), dataset, BATCH_SIZE)
+
+    trajectory = bench_trajectory(task, device, sync, rate, args)
+    print(f"\n1. One meta-training trajectory (T = {args.steps}, truncations of {args.unroll}, one optimizee, "
+          f"{task.num_params} coordinates)")
+    print(f"   {'variant':<24} {'s':>8} {'GFLOP':>8} {'GFLOP/s':>9} {'of limit':>9}")
+    for r in trajectory:
+        print(f"   {r['variant']:<24} {r['seconds']:>8.3f} {r['gflop']:>8.1f} {r['gflop_per_s']:>9.1f} "
+              f"{r['fraction_of_limit']:>9.2f}")
 
     steps = bench_steps(task, device, sync, args)
-    print(f"\n1. Step time, MNIST MLP (1x20 sigmoid, {task.num_params} params/optimizee, batch {BATCH_SIZE});"
-          f" median ms/step")
-    print(f"   {'optimizees':>10} {'coords':>8} {'LSTM opt':>10} {'ADAM':>10} {'LSTM/ADAM':>10}")
+    print("\n2. One step on the MNIST MLP, median ms (ratio to Adam)")
     for r in steps:
-        print(f"   {r['optimizees']:>10} {r['coordinates']:>8} {r['learned_ms']:>10.3f} {r['adam_ms']:>10.3f}"
-              f" {r['ratio']:>9.2f}x")
-    print("   (target on GPU: LSTM/ADAM <= 2x)")
+        print(f"   {r['optimizees']:>2} optimizee(s): " + ", ".join(
+            f"{k} {v:.2f}" + ("" if k == "Adam" else f" ({v / r['Adam']:.1f}×)")
+            for k, v in r.items() if k not in ("optimizees", "coordinates")))
 
-    meta = bench_meta(task, device, sync, args)
-    print(f"\n2. Meta-training throughput, truncated BPTT (steps={meta['steps']}, unroll={meta['unroll']}),"
-          f" {meta['optimizees']} optimizees")
-    print(f"   {'variant':<32} {'s/call':>9} {'opt-steps/s':>12}")
-    print(f"   {'one batch (meta_batch=' + str(meta['optimizees']) + ')':<32} {meta['batched_s']:>9.3f}"
-          f" {meta['batched_steps_per_s']:>12.1f}")
-    print(f"   {'one at a time (' + str(meta['optimizees']) + 'x meta_batch=1)':<32}"
-          f" {meta['one_at_a_time_s']:>9.3f} {meta['one_at_a_time_steps_per_s']:>12.1f}")
-    print(f"   speed-up of batching: {meta['speedup']:.2f}x (target on GPU >= 5x);"
-          f" diverged trajectories: {meta['diverged_trajectories']}")
+    meta = bench_meta_batch(task, device, sync, args)
+    print(f"\n3. Meta-training {args.meta_n} optimizees, one truncation of {args.meta_steps} steps each")
+    print(f"   {'variant':<28} {'s':>8} {'ms/optimizee-step':>18} {'peak graph MB':>14}")
+    for r in meta:
+        print(f"   {r['variant']:<28} {r['seconds']:>8.2f} {r['ms_per_optimizee_step']:>18.1f} "
+              f"{r['peak_graph_mb']:>14.0f}")
 
     data_rows = bench_data(dataset, device, sync, args)
-    print(f"\n3. Data path, one minibatch of {BATCH_SIZE} from MNIST train ({len(dataset)} examples); median us/batch")
+    print(f"\n4. Data path, one minibatch of {BATCH_SIZE} from MNIST train; median µs/batch")
     for r in data_rows:
-        print(f"   {r['method']:<56} {r['us_per_batch']:>10.1f} us  ({r['relative_to_device_sample']:.1f}x)")
-
-    total = time.perf_counter() - t0
-    print(f"\ntotal wall time: {total:.1f} s")
-    env["load_average_end"] = _load_average()
-    result = {"environment": env, "quick": args.quick, "repeats": args.repeats,
-              "step_time": steps, "meta_training": meta, "data_path": data_rows, "wall_time_s": total}
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.out}")
-    return result
+        print(f"   {r['method']:<44} {r['us_per_batch']:>10.1f} ({r['relative']:.1f}×)")
+    result = {"environment": env, "quick": args.quick, "matmul_gflop_per_s": rate / 1e9, "trajectory": trajectory,
+              "steps": steps, "meta_batch": meta, "data_path": data_rows}
+    return finish(result, env, started, args.out)
 
 
 if __name__ == "__main__":

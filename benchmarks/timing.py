@@ -61,6 +61,37 @@ def time_per_call(fn, *, warmup: int, repeats: int, sync, target_s: float, max_c
             "repeats": repeats, "calls_per_repeat": calls}
 
 
+def matmul_rate(device: torch.device, size: int = 4096, repeats: int = 3, sync=lambda: None) -> float:
+    """The machine's float32 matrix-product rate in FLOP/s (best of ``repeats`` size×size products): the limit the
+    fractions below are measured against."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best
+
+
+def count_flops(fn) -> int:
+    """FLOPs of the matrix products (mm, addmm, bmm, convolutions; forward and backward) one call of ``fn`` performs,
+    counted by ``torch.utils.flop_counter.FlopCounterMode``; element-wise work is not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def at_limit(flops: int, seconds: float, rate: float) -> dict:
+    """Throughput and fraction of the limit: the time the counted FLOPs would take at ``rate``, over ``seconds``."""
+    return {"gflop": flops / 1e9, "gflop_per_s": flops / seconds / 1e9, "fraction_of_limit": flops / rate / seconds}
+
+
 def _load_average():
     try:
         return list(os.getloadavg())

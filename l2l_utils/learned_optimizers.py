@@ -79,16 +79,36 @@ class CoordinatewiseLSTM(nn.Module):
         return torch.addmm(self.head.bias[:, None], self.head.weight, x)[0] * self.output_scale, new_state
 
 
+class UnfusedCoordinatewiseLSTM(CoordinatewiseLSTM):
+    """The same optimizer computed the way it was before the fused cell: ``nn.LSTMCell`` on (coordinates, features)
+    rows, then the head. Kept as the reference the fused cell is tested and benchmarked against."""
+
+    def initial_state(self, num_coords: int, device=None, dtype=None) -> list:
+        zeros = lambda: torch.zeros(num_coords, self.hidden_size, device=device, dtype=dtype)  # noqa: E731
+        return [(zeros(), zeros()) for _ in range(self.num_layers)]
+
+    def forward(self, grad: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        x = grad.unsqueeze(-1) if self.preprocess_p is None else preprocess_gradient(grad, self.preprocess_p)
+        new_state = []
+        for cell, (h, c) in zip(self.cells, state):
+            h, c = cell(x, (h, c))
+            new_state.append((h, c))
+            x = h
+        return self.head(x).squeeze(-1) * self.output_scale, new_state
+
+
 class LSTMOptimizer(AdditiveRule):
     """One ``CoordinatewiseLSTM`` per parameter group; updates dicts of (batched) parameters.
 
     ``groups`` maps each optimizee parameter name to a group name (e.g. ``"conv"``/``"fc"`` in §3.3);
     all coordinates of a group (of all optimizees in the batch) are concatenated and run as one batch.
+    ``unfused=True`` computes it with :class:`UnfusedCoordinatewiseLSTM` (the reference; same parameters).
     """
 
-    def __init__(self, group_names=("all",), **lstm_kwargs):
+    def __init__(self, group_names=("all",), unfused: bool = False, **lstm_kwargs):
         super().__init__()
-        self.nets = nn.ModuleDict({name: CoordinatewiseLSTM(**lstm_kwargs) for name in group_names})
+        net = UnfusedCoordinatewiseLSTM if unfused else CoordinatewiseLSTM
+        self.nets = nn.ModuleDict({name: net(**lstm_kwargs) for name in group_names})
 
     def _members(self, tensors: Mapping[str, torch.Tensor], groups: Mapping[str, str] | None) -> dict:
         members: dict[str, list[str]] = {name: [] for name in self.nets}

@@ -38,17 +38,12 @@ import torch.nn.functional as F
 from scipy.stats import ortho_group
 from torch import nn
 
+from .fused_cells import lstm_pointwise, lstm_step, to_fused_order
 from .learned_optimizers import preprocess_gradient
-from .update_rules import AdditiveRule
+from .update_rules import AdditiveRule, flatten_coordinates, unflatten_coordinates
 
-GATES = ("forget", "input", "candidate", "output")  # the order of the gate axis (Eqs. 9-10)
-
-
-def lstm_gates(pre: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eqs. 9-12 from pre-activations ``pre`` (..., 4, H) in the order of :data:`GATES`: (h_t, c_t)."""
-    f, i, a, o = pre.unbind(-2)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(a)
-    return torch.sigmoid(o) * torch.tanh(c), c
+GATES = ("forget", "input", "candidate", "output")  # the order in which gate parameters are stored (Eqs. 9-10)
+FUSED = [GATES.index(name) for name in ("input", "forget", "output", "candidate")]  # the fused cell's order
 
 
 def orthogonal_draws(count: int, size: int, seed: int) -> torch.Tensor:
@@ -85,8 +80,10 @@ class Hypernetwork(nn.Module):
 
 class SVDSynapses(nn.Module):
     """The four gates' synapses of one kind (input or recurrent) of one layer: W_g = L_g diag(γ) R_gᵀ (Eqs. 13-14)
-    with fixed orthogonal L_g, R_g (buffers: saved and loaded with the model, never trained) and singular values γ
-    shared by the gates. ``forward(x (runs, coords, H), γ (runs, H))`` gives (runs, coords, 4, H): W_g x per gate."""
+    with fixed orthogonal L_g, R_g (buffers in the order of :data:`GATES`: saved and loaded with the model, never
+    trained) and singular values γ shared by the gates. Feature-major: ``forward(x (runs, H, coords), γ (runs, H))``
+    gives the pre-activations (runs, 4H, coords), W_g x for the gates in the fused order (input, forget, output,
+    candidate) of :mod:`l2l_utils.fused_cells`."""
 
     def __init__(self, size: int, seed: int):
         super().__init__()
@@ -95,8 +92,11 @@ class SVDSynapses(nn.Module):
         self.register_buffer("right", draws[4:].contiguous())
 
     def forward(self, x: torch.Tensor, singular_values: torch.Tensor) -> torch.Tensor:
-        z = torch.einsum("rci,gij->rcgj", x, self.right) * singular_values[:, None, None, :]  # diag(γ) R_gᵀ x
-        return torch.einsum("rcgj,gkj->rcgk", z, self.left)  # L_g (·)
+        runs, H, coords = x.shape
+        right, left = self.right[FUSED], self.left[FUSED]
+        z = torch.matmul(right.transpose(1, 2).reshape(4 * H, H), x)  # R_gᵀ x for every gate: (runs, 4H, coords)
+        z = z * singular_values.repeat(1, 4)[:, :, None]  # diag(γ)
+        return torch.matmul(left, z.view(runs, 4, H, coords)).view(runs, 4 * H, coords)  # L_g (·)
 
     def matrices(self, singular_values: torch.Tensor) -> torch.Tensor:
         """W_g for one run's singular values (H,): (4, H, H) (for checks)."""
@@ -163,8 +163,8 @@ class MTL2LOptimizer(AdditiveRule):
         runs, coords = some.shape[0], sum(p[0].numel() for p in params.values())
         second = self.hidden_size if self.architecture == "paper" else 1
         zeros = lambda *shape: torch.zeros(*shape, device=some.device, dtype=some.dtype)  # noqa: E731
-        return {"h": [zeros(runs, coords, self.hidden_size), zeros(runs, coords, second)],
-                "c": [zeros(runs, coords, self.hidden_size), zeros(runs, coords, second)],
+        return {"h": [zeros(runs, self.hidden_size, coords), zeros(runs, second, coords)],  # feature-major
+                "c": [zeros(runs, self.hidden_size, coords), zeros(runs, second, coords)],
                 "context": [zeros(runs, net.second.out_features) for net in self.hypernets],  # N_0 = 0 (Eq. 17)
                 "t": 0}
 
@@ -182,20 +182,22 @@ class MTL2LOptimizer(AdditiveRule):
         return values
 
     def step_coordinates(self, grads: torch.Tensor, state: dict, values: list) -> tuple[torch.Tensor, dict]:
-        """One step on flat coordinates ``grads`` (runs, coords): the update (runs, coords) and the new h, c."""
+        """One step on flat coordinates ``grads`` (runs, coords): the update (runs, coords) and the new h, c (each
+        (runs, units, coords), feature-major: the gates are fused as in :mod:`l2l_utils.fused_cells`)."""
         (h1, h2), (c1, c2) = state["h"], state["c"]
-        x = self.projection(preprocess_gradient(grads, self.preprocess_p))
-        pre1 = self.input1(x, values[0]) + self.recurrent1(h1, values[1]) + self._full_bias(self.bias1)
-        h1, c1 = lstm_gates(pre1, c1)
+        H = self.hidden_size
+        x = torch.matmul(self.projection.weight, preprocess_gradient(grads, self.preprocess_p, dim=1))
+        bias1 = self._full_bias(self.bias1)[FUSED].reshape(4 * H, 1)
+        h1, c1 = lstm_pointwise(self.input1(x, values[0]) + self.recurrent1(h1, values[1]) + bias1, c1, H)
         if self.architecture == "paper":
-            pre2 = self.input2(h1, values[2]) + self.recurrent2(h2, values[3]) + self.bias2
-            h2, c2 = lstm_gates(pre2, c2)
-            out = self.head(h2).squeeze(-1)
-        else:
-            pre2 = (torch.einsum("rch,gh->rcg", h1, self.input2) * values[2][:, None, :]
-                    + h2 * values[3][:, None, :] + self._full_bias(self.bias2)[:, 0])
-            h2, c2 = lstm_gates(pre2.unsqueeze(-1), c2)
-            out = h2.squeeze(-1)
+            bias2 = self.bias2[FUSED].reshape(4 * H, 1)
+            h2, c2 = lstm_pointwise(self.input2(h1, values[2]) + self.recurrent2(h2, values[3]) + bias2, c2, H)
+            out = torch.matmul(self.head.weight, h2)[:, 0] + self.head.bias
+        else:  # one unit: gate g's input synapse is γ_g·w_g, its recurrent one the scalar ω_g
+            pre2 = (torch.matmul(self.input2, h1) * values[2][:, :, None] + h2 * values[3][:, :, None]
+                    + self._full_bias(self.bias2))
+            h2, c2 = lstm_pointwise(pre2[:, FUSED], c2, 1)
+            out = h2[:, 0]
         return out * self.output_scale, {"h": [h1, h2], "c": [c1, c2]}
 
     def update(self, params, grads, state, t, context=None):
@@ -203,15 +205,12 @@ class MTL2LOptimizer(AdditiveRule):
         if images is None:
             raise ValueError("MTL2L needs the minibatch behind each gradient (context.inputs, one per run); "
                              "the problem must record it (ClassifierProblem does)")
-        keys = list(params)
-        runs = params[keys[0]].shape[0]
+        runs = next(iter(params.values())).shape[0]
         if images.shape[0] != runs:
             raise ValueError(f"context.inputs holds {images.shape[0]} minibatches for {runs} runs")
         values = self.context_values(images, state["context"])
-        flat = torch.cat([grads[k].reshape(runs, -1) for k in keys], 1)
-        update, cells = self.step_coordinates(flat, state, values)
-        sizes = [params[k][0].numel() for k in keys]
-        new = {k: params[k] + u.view_as(params[k]) for k, u in zip(keys, update.split(sizes, 1))}
+        update, cells = self.step_coordinates(flatten_coordinates(grads), state, values)
+        new = {k: params[k] + u for k, u in unflatten_coordinates(update, params).items()}
         if self.training and self.perturbation:
             new = self._perturb(new, state["t"])
         return new, {**cells, "context": values, "t": state["t"] + 1}
@@ -256,23 +255,30 @@ class AuthorsLSTMOptimizer(AdditiveRule):
 
     def initial_state(self, params, groups=None) -> dict:
         some = next(iter(params.values()))
-        runs, coords = some.shape[0], sum(p[0].numel() for p in params.values())
-        zeros = lambda size: torch.zeros(runs, coords, size, device=some.device, dtype=some.dtype)  # noqa: E731
-        return {"h": [zeros(self.hidden_size), zeros(1)], "c": [zeros(self.hidden_size), zeros(1)]}
+        n = some.shape[0] * sum(p[0].numel() for p in params.values())  # every coordinate of every run
+        zeros = lambda size: torch.zeros(size, n, device=some.device, dtype=some.dtype)  # noqa: E731
+        return {"h": [zeros(self.hidden_size), zeros(1)], "c": [zeros(self.hidden_size), zeros(1)]}  # feature-major
+
+    def _layer(self, x, h, c, synapses):
+        """One layer through the fused cell (:mod:`l2l_utils.fused_cells`): [W_x, W_h], b_x + b_h (+ the extra
+        biases), the gate rows put in the fused order."""
+        (inputs, recurrent), extra = synapses
+        weight = torch.cat([inputs.weight, recurrent.weight], 1)
+        bias = inputs.bias + recurrent.bias
+        if extra is not None:
+            bias = bias + torch.cat([extra.reshape(-1), extra.new_zeros(extra.numel())])
+        units = h.shape[0]
+        return lstm_step(x, h, c, to_fused_order(weight, GATES, units), to_fused_order(bias, GATES, units)[:, None])
 
     def update(self, params, grads, state, t, context=None):
-        keys = list(params)
-        runs = params[keys[0]].shape[0]
-        flat = torch.cat([grads[k].reshape(runs, -1) for k in keys], 1)
+        flat = flatten_coordinates(grads)
+        runs = flat.shape[0]
         (h1, h2), (c1, c2) = state["h"], state["c"]
-        H = self.hidden_size
-        pre1 = (self.input1(preprocess_gradient(flat, self.preprocess_p)) + self.recurrent1(h1)).unflatten(-1, (4, H))
-        pre1 = pre1 + torch.cat([self.extra_bias1, self.extra_bias1.new_zeros(2, H)])
-        h1, c1 = lstm_gates(pre1, c1)
-        h2, c2 = lstm_gates((self.input2(h1) + self.recurrent2(h2)).unsqueeze(-1), c2)
-        update = h2.squeeze(-1) * self.output_scale
-        sizes = [params[k][0].numel() for k in keys]
-        new = {k: params[k] + u.view_as(params[k]) for k, u in zip(keys, update.split(sizes, 1))}
+        x = preprocess_gradient(flat.reshape(-1), self.preprocess_p, dim=0)
+        h1, c1 = self._layer(x, h1, c1, ((self.input1, self.recurrent1), self.extra_bias1))
+        h2, c2 = self._layer(h1, h2, c2, ((self.input2, self.recurrent2), None))
+        update = (h2[0] * self.output_scale).view(runs, -1)
+        new = {k: params[k] + u for k, u in unflatten_coordinates(update, params).items()}
         return new, {"h": [h1, h2], "c": [c1, c2]}
 
     def forward(self, grads, state, groups=None):  # pragma: no cover - the update works on runs × coordinates

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .simple_optimizer import flatten_coordinates, unflatten_coordinates
-from .update_rules import AdditiveRule
+from .fused_cells import fused_weights, lstm_step
+from .update_rules import AdditiveRule, flatten_coordinates, unflatten_coordinates
 
 
 def adam_like_inputs(grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int, beta1: float = 0.95,
@@ -43,7 +43,7 @@ class RNNProp(AdditiveRule):
 
     def initial_state(self, params, groups=None) -> dict:
         flat = flatten_coordinates(params)
-        zeros = lambda: flat.new_zeros(flat.numel(), self.hidden_size)  # noqa: E731
+        zeros = lambda: flat.new_zeros(self.hidden_size, flat.numel())  # noqa: E731 - feature-major (fused_cells)
         return {"step": 0, "m": torch.zeros_like(flat), "v": torch.zeros_like(flat),
                 "lstm": [(zeros(), zeros()) for _ in self.cells]}
 
@@ -51,11 +51,11 @@ class RNNProp(AdditiveRule):
         g = flatten_coordinates(grads)
         step = state["step"] + 1
         inputs, m, v = adam_like_inputs(g, state["m"], state["v"], step, self.beta1, self.beta2, self.eps)
-        x = F.elu(self.embed(inputs.reshape(-1, 2)))
+        x = F.elu(self.embed(inputs.reshape(-1, 2))).T  # (20, N): feature-major for the fused cells
         lstm = []
         for cell, (h, c) in zip(self.cells, state["lstm"]):
-            h, c = cell(x, (h, c))
+            h, c = lstm_step(x, h, c, *fused_weights(cell))  # nn.LSTMCell's equations, fused (l2l_utils.fused_cells)
             lstm.append((h, c))
             x = h
-        update = -self.alpha * torch.tanh(self.head(x)).view_as(g)
+        update = -self.alpha * torch.tanh(torch.addmm(self.head.bias[:, None], self.head.weight, x)).view_as(g)
         return unflatten_coordinates(update, grads), {"step": step, "m": m, "v": v, "lstm": lstm}

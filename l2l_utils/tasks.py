@@ -57,6 +57,11 @@ class QuadraticProblem:
         residual = torch.einsum("nij,nj->ni", self.W, params["theta"]) - self.y
         return residual.pow(2).sum(-1)
 
+    def select(self, rows: torch.Tensor) -> "QuadraticProblem":
+        """The problem of the runs ``rows`` only (a chunk of a batch of optimizees)."""
+        return QuadraticProblem(self.W[rows], self.y[rows], {k: v[rows] for k, v in self.params0.items()},
+                                self.groups)
+
 
 @dataclass
 class QuadraticTask:
@@ -77,14 +82,24 @@ class QuadraticTask:
 class ClassifierProblem:
     """Cross-entropy of ``n`` classifiers, each on its own random minibatch at every call."""
 
-    def __init__(self, task: "ClassifierTask", params0: dict, generator: torch.Generator):
+    def __init__(self, task: "ClassifierTask", params0: dict, generator: torch.Generator,
+                 rows: torch.Tensor | None = None, runs: int | None = None):
         self.task, self.params0, self.generator = task, params0, generator
         self.groups = task.groups
         self.last_inputs = None
+        self.rows, self.runs = rows, runs  # a chunk: these rows of the draws of a batch of ``runs`` optimizees
+
+    def select(self, rows: torch.Tensor) -> "ClassifierProblem":
+        """The problem of the runs ``rows`` only, on the same generator: it draws the whole batch's minibatches and
+        keeps its rows, so a chunk sees exactly the minibatches it would see inside the batch (replay the generator
+        from the same state for every chunk)."""
+        total = next(iter(self.params0.values())).shape[0]
+        return ClassifierProblem(self.task, {k: v[rows] for k, v in self.params0.items()}, self.generator,
+                                 rows.to(self.task.dataset.device), total)
 
     def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        n = next(iter(params.values())).shape[0]
-        x, y = self.task.dataset.sample(self.task.batch_size, self.generator, num_batches=n)
+        n = next(iter(params.values())).shape[0] if self.runs is None else self.runs
+        x, y = self.task.dataset.sample(self.task.batch_size, self.generator, num_batches=n, rows=self.rows)
         self.last_inputs = x  # (runs, batch, ...): the minibatch behind the next gradient (a context-aware rule reads it)
         return self.task.network.loss(params, x, y)
 

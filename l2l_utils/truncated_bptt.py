@@ -34,14 +34,17 @@ class MetaTrainConfig:
     meta_lr: float = 1e-3
     seed: int = 0
     clip_value: float | None = None  # clamp every meta-gradient element to ±clip_value (None: no clamping)
+    meta_chunk: int | None = None  # optimizees per backward pass (None: the whole meta-batch at once)
 
     @property
     def truncations(self) -> int:
         return -(-self.steps // self.unroll)
 
     def as_config(self) -> dict:
-        """The fields that identify a run (an unset ``clip_value`` is left out, so earlier results keep their keys)."""
-        return {k: v for k, v in asdict(self).items() if not (k == "clip_value" and v is None)}
+        """The fields that identify a run. Unset ``clip_value`` and ``meta_chunk`` are left out (earlier results keep
+        their keys), and so is ``meta_chunk`` altogether: chunking changes the memory, not the numbers."""
+        return {k: v for k, v in asdict(self).items()
+                if k != "meta_chunk" and not (k == "clip_value" and v is None)}
 
 
 class TruncatedBPTT:
@@ -53,11 +56,35 @@ class TruncatedBPTT:
     the truncation starts at; ``term``: the meta-loss term (:func:`l2l_utils.unroll.unroll`, e.g. the weighted
     difference of :mod:`l2l_utils.meta_losses`); ``stop(first_losses, part)``: ends the trajectory after a truncation
     when it returns True (its remaining truncations count as done), e.g. once the loss has halved (SimpleOptimizer
-    paper §3.4)."""
+    paper §3.4).
+
+    With ``cfg.meta_chunk`` a meta-batch is unrolled and backpropagated a chunk of optimizees at a time, the
+    meta-gradients added up: the stored graph is that of one chunk, not of the whole batch. Each chunk replays the
+    problem's minibatch stream from the truncation's start, so the numbers are those of the whole batch at once."""
 
     def __init__(self, task, cfg: MetaTrainConfig, weights=None, term=None, stop=None):
         self.task, self.cfg, self.weights, self.term, self.stop = task, cfg, weights, term, stop
-        self.problem, self.current, self.position, self.trajectory, self.first = None, None, 0, 0, None
+        self.problem, self.parts, self.current, self.position, self.trajectory, self.first = None, [], None, 0, 0, None
+
+    def _chunks(self, problem) -> list:
+        size = self.cfg.meta_chunk
+        if size is None or size >= self.cfg.meta_batch:
+            return [(problem, 1.0)]
+        if not hasattr(problem, "select"):
+            raise ValueError(f"meta_chunk needs problems that can select runs; {type(problem).__name__} cannot")
+        rows = torch.arange(self.cfg.meta_batch).split(size)
+        return [(problem.select(r), len(r) / self.cfg.meta_batch) for r in rows]
+
+    def _each(self, run) -> list:
+        """``run(part, k)`` on every chunk, each from the same minibatch-stream state (the whole batch's draws)."""
+        stream = getattr(self.problem, "generator", None)
+        start = None if stream is None else stream.get_state()
+        out = []
+        for k, (part, _) in enumerate(self.parts):
+            if start is not None:
+                stream.set_state(start)
+            out.append(run(part, k))
+        return out
 
     def step(self, optimizer, generator, remaining) -> Estimate:
         optimizer.train()  # rules with training-only noise (MTL2L's dropout and perturbation) switch it on here
@@ -65,29 +92,44 @@ class TruncatedBPTT:
             if hasattr(optimizer, "begin_trajectory"):  # a rule's own randomness, drawn from the driver's stream
                 optimizer.begin_trajectory(generator)
             self.problem = self.task.sample(self.cfg.meta_batch, generator)
-            self.current, self.position = unroll(optimizer, self.problem, 0), 0
-            self.trajectory, self.first = self.trajectory + 1, self.current.losses[0]
+            self.parts = self._chunks(self.problem)
+            self.current, self.position = self._each(lambda part, k: unroll(optimizer, part, 0)), 0
+            self.trajectory = self.trajectory + 1
+            self.first = np.concatenate([u.losses[0] for u in self.current])
         length = min(self.cfg.unroll, self.cfg.steps - self.position)
         weights = self.weights(self.position, length) if callable(self.weights) else self.weights
-        part = unroll(optimizer, self.problem, length, order="first", start=self.current, weights=weights,
-                      term=self.term)
         info = {"trajectory": self.trajectory, "length": length}
-        if not torch.isfinite(torch.as_tensor(part.meta_loss)):  # the rest of the trajectory is not run: its
-            self.current = None                                    # truncations count as done (epochs stay aligned)
+        failed = []
+
+        def truncation(part, k):
+            if failed:
+                return None
+            out = unroll(optimizer, part, length, order="first", start=self.current[k], weights=weights,
+                         term=self.term)
+            if not torch.isfinite(torch.as_tensor(out.meta_loss)):
+                failed.append(k)
+                return out
+            (out.meta_loss * self.parts[k][1]).backward()  # the whole batch's mean: chunks weighted by their share
+            return out
+
+        pieces = self._each(truncation)
+        if failed:  # the rest of the trajectory is not run: its truncations count as done (epochs stay aligned)
+            self.current = None
             return Estimate(float("nan"), self.cfg.truncations - self.position // self.cfg.unroll, True, info)
-        part.meta_loss.backward()
         if self.cfg.clip_value is not None:
             torch.nn.utils.clip_grad_value_(optimizer.parameters(), self.cfg.clip_value)
         self.position += length
+        value = sum(float(p.meta_loss.detach()) * share for p, (_, share) in zip(pieces, self.parts))
         amount = 1
-        if self.stop is not None and self.stop(self.first, part) and self.position < self.cfg.steps:
+        whole = pieces[0] if len(pieces) == 1 else Unrolled(np.concatenate([p.losses for p in pieces], 1), {})
+        if self.stop is not None and self.stop(self.first, whole) and self.position < self.cfg.steps:
             amount += self.cfg.truncations - -(-self.position // self.cfg.unroll)
             info["stopped_at"] = self.position
             self.position = self.cfg.steps
-        self.current = None if self.position >= self.cfg.steps else Unrolled(
-            part.losses, {k: v.detach().requires_grad_() for k, v in part.params.items()}, detach_state(part.state),
-            part.loss.detach(), part.grads)
-        return Estimate(float(part.meta_loss.detach()), amount, info=info)
+        self.current = None if self.position >= self.cfg.steps else [Unrolled(
+            p.losses, {k: v.detach().requires_grad_() for k, v in p.params.items()}, detach_state(p.state),
+            p.loss.detach(), p.grads) for p in pieces]
+        return Estimate(value, amount, info=info)
 
     def summary(self, estimates) -> dict:
         """Mean per-step meta-loss over the trajectories that did not diverge, and how many diverged."""

@@ -26,6 +26,18 @@ import torch
 from torch import nn
 
 
+def flatten_coordinates(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """(runs, coordinates): every tensor flattened behind the leading run dimension, in the dict's order (a
+    coordinatewise rule's view of a batch of optimizees)."""
+    return torch.cat([v.reshape(v.shape[0], -1) for v in tensors.values()], dim=1)
+
+
+def unflatten_coordinates(flat: torch.Tensor, like: Mapping[str, torch.Tensor]) -> dict:
+    """The inverse of :func:`flatten_coordinates`: a dict shaped like ``like``."""
+    sizes = [v[0].numel() for v in like.values()]
+    return {k: chunk.reshape(v.shape) for (k, v), chunk in zip(like.items(), flat.split(sizes, dim=1))}
+
+
 @dataclass
 class Context:
     """What a rule may read besides parameters and gradients (each field optional)."""

@@ -7,34 +7,22 @@ import torch
 
 from l2l_utils import fused_cells
 from l2l_utils.datasets import DeviceDataset
-from l2l_utils.learned_optimizers import CoordinatewiseLSTM, LSTMOptimizer, preprocess_gradient
+from l2l_utils.learned_optimizers import CoordinatewiseLSTM, LSTMOptimizer, UnfusedCoordinatewiseLSTM
 from l2l_utils.models import mlp
 from l2l_utils.tasks import ClassifierTask
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT
 
 
 def reference_forward(net: CoordinatewiseLSTM, grad, state):
-    """The replaced implementation, verbatim: nn.LSTMCell on (coordinates, features), then the head."""
-    x = grad.unsqueeze(-1) if net.preprocess_p is None else preprocess_gradient(grad, net.preprocess_p)
-    new_state = []
-    for cell, (h, c) in zip(net.cells, state):
-        h, c = cell(x, (h, c))
-        new_state.append((h, c))
-        x = h
-    return net.head(x).squeeze(-1) * net.output_scale, new_state
+    """The replaced implementation: nn.LSTMCell on (coordinates, features), then the head."""
+    return UnfusedCoordinatewiseLSTM.forward(net, grad, state)
 
 
 def reference_state(net, n, dtype):
-    return [(torch.zeros(n, net.hidden_size, dtype=dtype), torch.zeros(n, net.hidden_size, dtype=dtype))
-            for _ in range(net.num_layers)]
+    return UnfusedCoordinatewiseLSTM.initial_state(net, n, dtype=dtype)
 
 
-class ReferenceLSTM(CoordinatewiseLSTM):
-    def initial_state(self, num_coords, device=None, dtype=None):
-        return reference_state(self, num_coords, dtype)
-
-    def forward(self, grad, state):
-        return reference_forward(self, grad, state)
+ReferenceLSTM = UnfusedCoordinatewiseLSTM
 
 
 def relative(a, b):
@@ -143,3 +131,13 @@ def test_gate_order_puts_the_sigmoid_gates_first():
     order = fused_cells.torch_to_fused_order(2).tolist()
     # torch rows: input 0-1, forget 2-3, candidate 4-5, output 6-7 -> input, forget, output, candidate
     assert order == [0, 1, 2, 3, 6, 7, 4, 5]
+
+
+def test_the_written_out_backward_matches_finite_differences():
+    g = torch.Generator().manual_seed(5)
+    gates = torch.randn(8, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: fused_cells.LSTMPointwise.apply(a, b, 2), (gates, c))
+    h1, c1 = fused_cells.LSTMPointwise.apply(gates, c, 2)
+    h2, c2 = fused_cells.lstm_equations(gates, c, 2)
+    assert torch.allclose(h1, h2) and torch.allclose(c1, c2)

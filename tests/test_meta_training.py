@@ -11,7 +11,9 @@ import torch
 from l2l_utils import results
 from l2l_utils.learned_optimizers import LSTMOptimizer
 from l2l_utils.results import Checkpointer
-from l2l_utils.tasks import QuadraticTask
+from l2l_utils.datasets import DeviceDataset
+from l2l_utils.models import mlp
+from l2l_utils.tasks import ClassifierTask, QuadraticTask
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT, train_learned_optimizer
 from l2l_utils.unroll import loss_and_grads, unroll
 
@@ -327,3 +329,69 @@ def test_random_search_picks_the_rate_with_the_best_validation_loss_and_caches_t
     _, reused = meta_train_cached(_fresh_optimizer(), QuadraticTask(dim=3), replace(TINY, meta_lr=rate, epochs=1),
                                   tmp_path, "q-search", setting, progress=False)
     assert reused
+
+
+# ------------------------------------------------------------------------------- chunked meta-batches
+class _Held:
+    """A tensor saved for backward, counted while the graph holds it."""
+
+    live = peak = 0
+
+    def __init__(self, tensor):
+        self.tensor, self.size = tensor, tensor.numel() * tensor.element_size()
+        _Held.live += self.size
+        _Held.peak = max(_Held.peak, _Held.live)
+
+    def __del__(self):
+        _Held.live -= self.size
+
+
+def _saved_bytes(fn) -> int:
+    """Peak bytes of the tensors autograd holds for backward while ``fn`` runs (the stored graph at its largest)."""
+    _Held.live = _Held.peak = 0
+    with torch.autograd.graph.saved_tensors_hooks(_Held, lambda held: held.tensor):
+        fn()
+    return _Held.peak
+
+
+@pytest.mark.parametrize("kind", ["classifier", "quadratic"])
+def test_a_meta_batch_in_chunks_gives_the_numbers_of_the_whole_batch_with_a_smaller_graph(kind):
+    """meta_chunk splits the backward pass, not the problem: the same meta-losses and meta-gradients (float64) as the
+    whole meta-batch at once, over a trajectory of three truncations, and a stored graph the size of one chunk."""
+    if kind == "classifier":
+        g = torch.Generator().manual_seed(0)
+        data = DeviceDataset(torch.rand(256, 64, generator=g, dtype=torch.float64), torch.randint(0, 10, (256,),
+                                                                                                   generator=g))
+        task = ClassifierTask(mlp(64, [8], 10, "sigmoid").double(), data, 16, init_std=0.1)
+    else:
+        task = QuadraticTask(dim=5)
+    runs, saved = [], []
+    for chunk in (None, 2):
+        torch.manual_seed(0)
+        opt = LSTMOptimizer(preprocess_p=10.0 if kind == "classifier" else None).double()
+        cfg = MetaTrainConfig(steps=6, unroll=2, meta_batch=6, meta_chunk=chunk)
+        estimator, generator = TruncatedBPTT(task, cfg), torch.Generator().manual_seed(1)
+        original = task.sample
+        task.sample = lambda n, gen: _double(original(n, gen))
+        out = []
+        for _ in range(cfg.truncations):
+            opt.zero_grad()
+            bytes_ = _saved_bytes(lambda: out.append(estimator.step(opt, generator, 1).value))
+            out.append(torch.cat([p.grad.reshape(-1) for p in opt.parameters()]))
+        task.sample = original
+        runs.append(out)
+        saved.append(bytes_)
+    for whole, chunked in zip(*runs):
+        if isinstance(whole, float):
+            assert chunked == pytest.approx(whole, rel=1e-12)
+        else:
+            assert torch.allclose(chunked, whole, rtol=1e-10, atol=1e-14)
+    assert saved[1] < 0.5 * saved[0]  # the graph held at once: two of six optimizees, not all six
+    assert MetaTrainConfig(meta_chunk=2).as_config() == MetaTrainConfig().as_config()  # same numbers, same key
+
+
+def _double(problem):
+    problem.params0 = {k: v.double() for k, v in problem.params0.items()}
+    if hasattr(problem, "W"):
+        problem.W, problem.y = problem.W.double(), problem.y.double()
+    return problem

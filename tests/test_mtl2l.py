@@ -15,8 +15,8 @@ from l2l_utils.comparison import curve_scores, held_out_loss_curves
 from l2l_utils.datasets import ImageData, DeviceDataset, greyscale_crop, load_image_dataset, normalise
 from l2l_utils.learned_optimizers import LSTMOptimizer, detach_state
 from l2l_utils.models import mlp
-from l2l_utils.mtl2l import (AuthorsLSTMOptimizer, Hypernetwork, MTL2LOptimizer, SVDSynapses, count_parameters,
-                             lstm_gates)
+from l2l_utils.fused_cells import lstm_equations
+from l2l_utils.mtl2l import AuthorsLSTMOptimizer, Hypernetwork, MTL2LOptimizer, SVDSynapses, count_parameters
 from l2l_utils.tasks import AlternatingTask, ClassifierTask
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT
 from l2l_utils.unroll import unroll
@@ -84,14 +84,14 @@ def test_svd_lstm_equals_an_lstm_whose_synapses_have_those_singular_values():
         syn.right.copy_(right_t.transpose(1, 2))
         assert torch.allclose(s, s[0].expand(4, H))  # the gates share their singular values
         singular.append(s[0])
-    x, h, c = (torch.randn(1, 9, H, generator=g, dtype=dtype) for _ in range(3))
-    ours_h, ours_c = lstm_gates(syn_w(x, singular[0][None]) + syn_u(h, singular[1][None]), c)
+    x, h, c = (torch.randn(1, H, 9, generator=g, dtype=dtype) for _ in range(3))  # feature-major: (runs, H, coords)
+    ours_h, ours_c = lstm_equations(syn_w(x, singular[0][None]) + syn_u(h, singular[1][None]), c, H)
     cell = torch.nn.LSTMCell(H, H, bias=False).double()
     with torch.no_grad():
         cell.weight_ih.copy_(W[TORCH_ORDER].reshape(4 * H, H))
         cell.weight_hh.copy_(U[TORCH_ORDER].reshape(4 * H, H))
-    ref_h, ref_c = cell(x[0], (h[0], c[0]))
-    assert torch.allclose(ours_h[0], ref_h, atol=1e-12) and torch.allclose(ours_c[0], ref_c, atol=1e-12)
+    ref_h, ref_c = cell(x[0].T, (h[0].T, c[0].T))
+    assert torch.allclose(ours_h[0].T, ref_h, atol=1e-12) and torch.allclose(ours_c[0].T, ref_c, atol=1e-12)
 
 
 def _params(runs=3, dtype=torch.float64):
@@ -187,8 +187,9 @@ def test_authors_lstm_gate_biases_open_forget_and_close_input():
     assert torch.equal(rule.extra_bias1, torch.tensor([1.0, -1.0])[:, None].expand(2, H))
     params, grads = _params(runs=2, dtype=torch.float32)
     new, state = rule.update(params, grads, rule.init(params), 0)
-    assert state["h"][1].shape == (2, 36, 1)  # the second layer has one unit per coordinate
-    assert torch.allclose(new["w"] - params["w"], 0.1 * state["h"][1][..., 0][:, :30].reshape(2, 6, 5), atol=1e-6)
+    assert state["h"][1].shape == (1, 72)  # the second layer: one unit per coordinate of the 2 runs (feature-major)
+    assert torch.allclose(new["w"] - params["w"], 0.1 * state["h"][1][0].view(2, 36)[:, :30].reshape(2, 6, 5),
+                          atol=1e-6)
 
 
 class _Recorder(UpdateRule):

@@ -273,12 +273,15 @@ class DeviceDataset:
     def __len__(self) -> int:
         return int(self.targets.shape[0])
 
-    def sample(self, batch_size: int, generator: torch.Generator,
-               num_batches: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random minibatch (batch, ...), or ``num_batches`` independent ones stacked (B, batch, ...).
+    def sample(self, batch_size: int, generator: torch.Generator, num_batches: int | None = None,
+               rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random minibatch (batch, ...), or ``num_batches`` independent ones stacked (B, batch, ...); ``rows`` keeps
+        only those of the ``num_batches`` (the same draws as without it: a chunk of a batch of optimizees).
 
         ``generator`` must live on the same device as the data.
         """
         shape = (batch_size,) if num_batches is None else (num_batches, batch_size)
         idx = torch.randint(0, len(self), shape, generator=generator, device=self.device)
+        if rows is not None:
+            idx = idx[rows]
         return self.inputs[idx], self.targets[idx]

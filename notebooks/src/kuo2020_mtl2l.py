@@ -83,7 +83,8 @@ from l2l_utils.datasets import (LUMINANCE, DatasetMissingError, DeviceDataset, g
 from l2l_utils.learned_optimizers import LSTMOptimizer
 from l2l_utils.meta_test import split_data
 from l2l_utils.models import mlp
-from l2l_utils.mtl2l import (AuthorsLSTMOptimizer, MTL2LOptimizer, SVDSynapses, count_parameters, lstm_gates)
+from l2l_utils.fused_cells import lstm_equations
+from l2l_utils.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimizer, SVDSynapses, count_parameters
 from l2l_utils.notebook_setup import start_notebook
 from l2l_utils.plotting import profile_title, save_figure
 from l2l_utils.published_curves import (BASELINE_DIVISOR, NEURAL_DIVISOR, implied_divisors, read_curves, to_mean_nll,
@@ -126,7 +127,7 @@ def problems(task, n, problem_seed):
 # one SVD synapse, the hypernetworks with Eq. 17, and one step:
 
 # %%
-print(inspect.getsource(lstm_gates))
+print(inspect.getsource(lstm_equations))
 print(inspect.getsource(SVDSynapses.forward))
 print(inspect.getsource(MTL2LOptimizer.context_values))
 print(inspect.getsource(MTL2LOptimizer.step_coordinates))
@@ -169,14 +170,14 @@ def method_checks():
     ortho = max(float((s.left @ s.left.transpose(1, 2) - torch.eye(H, dtype=s.left.dtype)).abs().max())
                 for s in (rule.input1, rule.recurrent1, rule.input2, rule.recurrent2))
     gamma, omega = torch.rand(1, H, dtype=torch.float64), torch.rand(1, H, dtype=torch.float64)
-    x, h, c = (torch.randn(1, 7, H, dtype=torch.float64) for _ in range(3))
-    ours, _ = lstm_gates(rule.input2(x, gamma) + rule.recurrent2(h, omega), c)
+    x, h, c = (torch.randn(1, H, 7, dtype=torch.float64) for _ in range(3))  # (runs, units, coordinates)
+    ours, _ = lstm_equations(rule.input2(x, gamma) + rule.recurrent2(h, omega), c, H)
     cell = torch.nn.LSTMCell(H, H, bias=False).double()
     order = [1, 0, 2, 3]  # torch's gates are (input, forget, cell, output); ours (forget, input, candidate, output)
     with torch.no_grad():
         cell.weight_ih.copy_(rule.input2.matrices(gamma[0])[order].reshape(4 * H, H))
         cell.weight_hh.copy_(rule.recurrent2.matrices(omega[0])[order].reshape(4 * H, H))
-    reference, _ = cell(x[0], (h[0], c[0]))
+    reference, _ = cell(x[0].T, (h[0].T, c[0].T))
     images = torch.randn(2, 3, 8, 784, dtype=torch.float64)  # two steps, three runs, minibatches of 8
     state = [torch.zeros(3, net.second.out_features, dtype=torch.float64) for net in rule.hypernets]
     rule.eval()
@@ -195,7 +196,7 @@ def method_checks():
     after, _ = plain.update(params, grads, start, 0, Context(inputs=changed))
     mixing = float((after["w"][[0, 2]] - before["w"][[0, 2]]).abs().max())
     moved = float((after["w"][1] - before["w"][1]).abs().max())
-    return {"(a) max |LLᵀ − I|": ortho, "(b) SVD-LSTM vs nn.LSTMCell": float((ours[0] - reference).abs().max()),
+    return {"(a) max |LLᵀ − I|": ortho, "(b) SVD-LSTM vs nn.LSTMCell": float((ours[0].T - reference).abs().max()),
             "(c) Eq. 17 by hand": eq17, "(d) other runs' change": mixing}, moved
 
 
