@@ -35,7 +35,7 @@ from l2l_utils.datasets import DeviceDataset  # noqa: E402
 from l2l_utils.hypergradients import fixed_point_hypergradient, unrolled_hypergradient  # noqa: E402
 from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.mirror_descent import KroneckerMirrorMap  # noqa: E402
-from timing import finish, start, time_per_call  # noqa: E402
+from timing import at_limit, count_flops, finish, matmul_rate, start, time_per_call  # noqa: E402
 
 SEED, BATCH = 0, 128
 
@@ -102,8 +102,20 @@ def main(argv=None) -> dict:
     unrolled = time_per_call(lambda: unrolled_hypergradient(mirror, problem, inner, 0.01, 0.01, 0.01), **kw)["median_s"]
     print(f"3. The unrolled hypergradient over T = {inner} inner steps (forward included): {1e3 * unrolled:.1f} ms = "
           f"{unrolled / inner / rows['MetaMD']:.1f} MetaMD steps per inner step")
+    rate = matmul_rate(device, sync=sync)
+    work = {"MetaMD inner step": (metamd_step, rows["MetaMD"]),
+            "unrolled hypergradient (T = 20)": (lambda: unrolled_hypergradient(mirror, problem, inner, 0.01, 0.01, 0.01),
+                                                unrolled)}
+    print(f"\n4. Against the limit (float32 4096² product at {rate / 1e9:.1f} GFLOP/s): FLOPs of the matrix products "
+          f"(convolutions included)")
+    limits = {}
+    for name, (fn, seconds) in work.items():
+        limits[name] = at_limit(count_flops(fn), seconds, rate)
+        print(f"   {name:<34} {limits[name]['gflop']:>8.3f} GFLOP  {limits[name]['gflop_per_s']:>7.1f} GFLOP/s  "
+              f"{limits[name]['fraction_of_limit']:>6.3f} of limit")
     result = {"environment": env, "step_ms": {k: 1e3 * v for k, v in rows.items()}, "hypergradient_ms": 1e3 * hyper,
-              "unrolled_ms_per_inner_step": 1e3 * unrolled / inner}
+              "unrolled_ms_per_inner_step": 1e3 * unrolled / inner, "matmul_gflop_per_s": rate / 1e9,
+              "at_limit": limits}
     if not args.no_resnet:
         result["resnet18_step_ms"] = resnet_table7(device, args.resnet_size, args.resnet_batch, kw)
     return finish(result, env, t0, args.out)

@@ -31,7 +31,7 @@ from l2l_utils.episodes import EpisodeBatch, SineTasks  # noqa: E402
 from l2l_utils.episodic_training import EpisodicConfig, EpisodicQueryLoss  # noqa: E402
 from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
 from l2l_utils.models import Conv4, FunctionalNetwork, sine_network  # noqa: E402
-from timing import Fixed, finish, start, time_per_call  # noqa: E402
+from timing import Fixed, at_limit, count_flops, finish, matmul_rate, start, time_per_call  # noqa: E402
 
 SEED = 0
 METHODS = {  # name -> (maker from θ, second order, extra config)
@@ -136,18 +136,25 @@ def main(argv=None) -> dict:
     device, sync, env = start(args.device, args.threads)
     t0 = time.perf_counter()
     kw = dict(sync=sync, **args.timing)
-    result = {"environment": env, "per_method": [], "batching": []}
+    rate = matmul_rate(device, sync=sync)
+    result = {"environment": env, "matmul_gflop_per_s": rate / 1e9, "per_method": [], "batching": []}
+    print(f"\n0. Limit: float32 4096² matrix product at {rate / 1e9:.1f} GFLOP/s")
 
-    print("\n1. Time per meta-iteration (T = 5, meta-batch 2), median ms")
+    print("\n1. Time per meta-iteration (T = 5, meta-batch 2), median ms; FLOPs of its matrix products and the fraction "
+          "of the limit")
     for problem, (make_net, kind, batch) in problems(device).items():
         row = {"problem": problem}
-        for method in METHODS:
-            row[method] = 1e3 * time_per_call(meta_iteration(method, make_net, kind, batch, 2, 5, device), **kw)["median_s"]
-        row["SO-TURTLE / SO-MAML"] = row["SO-TURTLE"] / row["SO-MAML"]
-        result["per_method"].append(row)
         print(f"   {problem}")
         for method in METHODS:
-            print(f"     {method:<30} {row[method]:>9.1f} ms")
+            iteration = meta_iteration(method, make_net, kind, batch, 2, 5, device)
+            seconds = time_per_call(iteration, **kw)["median_s"]
+            row[method] = 1e3 * seconds
+            row[f"{method} at limit"] = at_limit(count_flops(iteration), seconds, rate)
+            limit = row[f"{method} at limit"]
+            print(f"     {method:<30} {row[method]:>9.1f} ms  {limit['gflop']:>7.3f} GFLOP  "
+                  f"{limit['fraction_of_limit']:>6.3f} of limit")
+        row["SO-TURTLE / SO-MAML"] = row["SO-TURTLE"] / row["SO-MAML"]
+        result["per_method"].append(row)
         print(f"     SO-TURTLE / SO-MAML: {row['SO-TURTLE / SO-MAML']:.2f}x (paper: comparable)")
 
     print("\n2. Tasks together (vmap over the task dimension) vs one at a time, median ms")

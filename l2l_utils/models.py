@@ -231,16 +231,17 @@ class FunctionalNetwork:
     def accuracy_on(self, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                     chunk: int = 2000) -> torch.Tensor:
         """Accuracy of every run on the same data ``x``, ``y`` (evaluated ``chunk`` examples at a time)."""
-        with torch.no_grad():
-            correct = sum(self._shared_accuracy(dict(params), x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
-                          for i in range(0, len(y), chunk))
-        return correct / len(y)
+        return self._mean_on(self._shared_accuracy, params, x, y, chunk)
 
     def loss_on(self, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                 chunk: int = 2000) -> torch.Tensor:
         """Mean loss of every run on the same data ``x``, ``y`` (evaluated ``chunk`` examples at a time)."""
+        return self._mean_on(self._shared_loss, params, x, y, chunk)
+
+    @staticmethod
+    def _mean_on(per_example_mean, params, x, y, chunk: int) -> torch.Tensor:
         with torch.no_grad():
-            total = sum(self._shared_loss(dict(params), x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
+            total = sum(per_example_mean(dict(params), x[i:i + chunk], y[i:i + chunk]) * len(y[i:i + chunk])
                         for i in range(0, len(y), chunk))
         return total / len(y)
 

@@ -200,3 +200,12 @@ def write_highres_images(root: Path, names=HIGHRES_NAMES, per_class: int = 3, cl
                 img(root / "pubfig83" / f"Person {c}" / f"{i:04d}.{ext}")
         counts["PubFig"] = {"train": classes * (pooled_per_class - 20), "test": classes * 20}
     return counts
+
+
+def check_fails_before_compute(notebook: Path, tmp_path: Path, parameters: dict, fragment: str) -> None:
+    """Running ``notebook`` with a bad parameter stops with a ParameterError naming it, before anything is written."""
+    with pytest.raises(pm.PapermillExecutionError) as error:
+        run_notebook(notebook, tmp_path, **parameters)
+    assert "ParameterError" in error.value.ename
+    assert fragment in error.value.evalue
+    assert not (tmp_path / "results").exists()  # nothing was computed or written

@@ -5,14 +5,13 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import papermill as pm
 import pytest
 
 from l2l_utils.claims import CLAIM_COLUMNS, VERDICTS
 from l2l_utils.datasets import resolve_data_dir
 from l2l_utils.datasets.files import NOTEBOOK_DATASETS
 
-from conftest import check_smoke_claims, requires_data, run_notebook, write_cifar10
+from conftest import check_fails_before_compute, check_smoke_claims, requires_data, run_notebook, write_cifar10
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "simple_optimizer.ipynb"
@@ -62,11 +61,7 @@ def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
     ({"device": "tpu"}, "device must be one of"),
 ])
 def test_bad_parameters_fail_before_compute(tmp_path, parameters, fragment):
-    with pytest.raises(pm.PapermillExecutionError) as error:
-        execute(tmp_path, **parameters)
-    assert "ParameterError" in error.value.ename
-    assert fragment in error.value.evalue
-    assert not (tmp_path / "results").exists()  # nothing was computed or written
+    check_fails_before_compute(NOTEBOOK, tmp_path, parameters, fragment)
 
 
 def test_missing_data_reports_not_run_and_the_rest_runs(tmp_path, monkeypatch):

@@ -4,12 +4,11 @@
 from pathlib import Path
 
 import pandas as pd
-import papermill as pm
 import pytest
 
 from l2l_utils.claims import CLAIM_COLUMNS, VERDICTS
 
-from conftest import check_smoke_claims, requires_data, run_notebook, write_fewshot_images
+from conftest import check_fails_before_compute, check_smoke_claims, requires_data, run_notebook, write_fewshot_images
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "huisman2022_turtle.ipynb"
@@ -56,11 +55,7 @@ def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
     ({"device": "tpu"}, "device must be one of"),
 ])
 def test_bad_parameters_fail_before_compute(tmp_path, parameters, fragment):
-    with pytest.raises(pm.PapermillExecutionError) as error:
-        execute(tmp_path, **parameters)
-    assert "ParameterError" in error.value.ename
-    assert fragment in error.value.evalue
-    assert not (tmp_path / "results").exists()
+    check_fails_before_compute(NOTEBOOK, tmp_path, parameters, fragment)
 
 
 def test_missing_omniglot_reports_not_run_and_sine_sections_still_run(tmp_path, monkeypatch):
