@@ -17,7 +17,6 @@ Every measurement is warmed up, synchronised on CUDA and reported as the median 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -36,7 +35,9 @@ from l2l_utils.models import mlp  # noqa: E402
 from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
 from l2l_utils.unroll import unroll  # noqa: E402
-from timing import Fixed, at_limit, count_flops, finish, matmul_rate, start, time_per_call  # noqa: E402
+from timing import (  # noqa: E402
+    Fixed, argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, start, time_per_call,
+)
 
 BATCH_SIZE = 128
 SEED = 0
@@ -181,17 +182,9 @@ def bench_data(dataset: DeviceDataset, device, sync, args) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------ main
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<index> (default: auto)")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
-    p.add_argument("--out", type=Path, default=None, help="optional JSON file for the results")
-    p.add_argument("--quick", action="store_true", help="short trajectories (T = 20), fewer calls")
+    p = argument_parser(__doc__, quick_help="short trajectories (T = 20), fewer calls")
     p.add_argument("--data-dir", default=None, help="data root (default: $L2L_DATA_DIR, else <project>/data)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
-    args = p.parse_args(argv)
-    for name in ("repeats", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
+    args = parse_checked(p, argv)
     args.repeats = args.repeats or (2 if args.quick else 3)
     args.steps, args.unroll = (20, 20) if args.quick else (100, 20)
     args.meta_n, args.meta_steps, args.chunks = 20, (5 if args.quick else 20), (5,)

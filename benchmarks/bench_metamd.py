@@ -16,7 +16,6 @@ Medians over ``--repeats`` after warm-up, synchronised on CUDA.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -35,22 +34,19 @@ from l2l_utils.datasets import DeviceDataset  # noqa: E402
 from l2l_utils.hypergradients import fixed_point_hypergradient, unrolled_hypergradient  # noqa: E402
 from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.mirror_descent import KroneckerMirrorMap  # noqa: E402
-from timing import at_limit, count_flops, finish, matmul_rate, start, time_per_call  # noqa: E402
+from timing import (  # noqa: E402
+    argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, start, time_per_call,
+)
 
 SEED, BATCH = 0, 128
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--repeats", type=int, default=None)
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", type=Path, default=None)
+    p = argument_parser(__doc__)
     p.add_argument("--resnet-size", type=int, default=224)
     p.add_argument("--resnet-batch", type=int, default=64)
     p.add_argument("--no-resnet", action="store_true")
-    args = p.parse_args(argv)
+    args = parse_checked(p, argv, ("repeats", "threads", "resnet_size", "resnet_batch"))
     repeats = args.repeats or (3 if args.quick else 7)
     device, sync, env = start(args.device, args.threads)
     kw = dict(sync=sync, warmup=2, repeats=repeats, target_s=0.3 if args.quick else 1.0, max_calls=50)

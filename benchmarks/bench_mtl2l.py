@@ -11,7 +11,6 @@ Every measurement is warmed up, synchronised on CUDA, and reported as the median
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from l2l_utils.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimizer  # noqa: E402
 from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
 from l2l_utils.unroll import unroll  # noqa: E402
-from timing import Fixed, finish, start, time_per_call  # noqa: E402
+from timing import Fixed, argument_parser, finish, parse_checked, start, time_per_call  # noqa: E402
 
 SEED = 0
 RULES = {
@@ -41,13 +40,7 @@ RULES = {
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--repeats", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--quick", action="store_true", help="fewer calls per measurement")
-    p.add_argument("--out", type=Path, default=None)
-    args = p.parse_args(argv)
+    args = parse_checked(argument_parser(__doc__), argv)
     args.repeats = args.repeats or (3 if args.quick else 5)
     args.timing = dict(warmup=1 if args.quick else 2, repeats=args.repeats, target_s=0.3 if args.quick else 1.0,
                        max_calls=20)

@@ -15,7 +15,6 @@ optimizers take turns in every repeat (a change of machine load touches all of t
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import sys
@@ -37,7 +36,7 @@ from l2l_utils.simple_optimizer import SimpleOptimizer  # noqa: E402
 from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
 from l2l_utils.unroll import unroll  # noqa: E402
-from timing import Fixed, finish, start, time_per_call  # noqa: E402
+from timing import Fixed, argument_parser, finish, parse_checked, start, time_per_call  # noqa: E402
 
 PAPER_MS = {"SimpleOptimizer": 1.96, "DMOptimizer": 21.88, "RNNProp": 37.02}
 SEED = 0
@@ -136,22 +135,13 @@ def report(title: str, rows: dict, key: str = "median_ms") -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<index> (default: auto)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is steadier on a busy machine)")
-    p.add_argument("--repeats", type=int, default=None, help="repeats per measurement (median reported)")
-    p.add_argument("--quick", action="store_true", help="fewer repeats (about a minute on one CPU thread)")
+    p = argument_parser(__doc__, quick_help="fewer repeats (about a minute on one CPU thread)")
     p.add_argument("--meta", action="store_true", help="also time one truncation of meta-training per optimizer")
     p.add_argument("--meta-steps", type=int, default=20, help="truncation length for --meta (default 20, §4)")
     p.add_argument("--hidden", type=int, default=500, help="hidden units of the MLP (default 500: the base MLP)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--data-dir", default=None, help="data root (default: $L2L_DATA_DIR, else <project>/data)")
-    p.add_argument("--out", type=Path, default=None, help="optional JSON file for the results")
-    args = p.parse_args(argv)
-    for name in ("threads", "repeats", "meta_steps", "hidden", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    args = parse_checked(p, argv, ("threads", "repeats", "meta_steps", "hidden", "batch_size"))
     args.repeats = args.repeats or (3 if args.quick else 7)
     args.warmup, args.target_s, args.max_calls = (1, 0.0, 1) if args.quick else (2, 0.5, 20)
     return args

@@ -17,7 +17,6 @@ for the image episodes (timing does not depend on pixel values), so no dataset i
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,9 @@ from l2l_utils.episodes import EpisodeBatch, SineTasks  # noqa: E402
 from l2l_utils.episodic_training import EpisodicConfig, EpisodicQueryLoss  # noqa: E402
 from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
 from l2l_utils.models import Conv4, FunctionalNetwork, sine_network  # noqa: E402
-from timing import Fixed, at_limit, count_flops, finish, matmul_rate, start, time_per_call  # noqa: E402
+from timing import (  # noqa: E402
+    Fixed, argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, start, time_per_call,
+)
 
 SEED = 0
 METHODS = {  # name -> (maker from θ, second order, extra config)
@@ -115,16 +116,7 @@ def evaluation(make_net, kind, batch: EpisodeBatch, chunk: int, steps: int, devi
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<index> (default: auto)")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
-    p.add_argument("--quick", action="store_true", help="fewer calls per measurement")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--out", type=Path, default=None, help="optional JSON file for the results")
-    args = p.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        p.error("--repeats must be >= 1")
+    args = parse_checked(argument_parser(__doc__), argv)
     args.repeats = args.repeats or (3 if args.quick else 5)
     args.timing = dict(warmup=1 if args.quick else 2, repeats=args.repeats, target_s=0.3 if args.quick else 1.0,
                        max_calls=20)

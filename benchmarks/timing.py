@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -11,6 +12,27 @@ from pathlib import Path
 import torch
 
 from l2l_utils.runtime import resolve_device
+
+
+def argument_parser(doc: str, quick_help: str = "fewer calls per measurement") -> argparse.ArgumentParser:
+    """The options every benchmark has: --device, --repeats, --threads, --quick, --out."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<index> (default: auto)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--out", type=Path, default=None, help="optional JSON file for the results")
+    return p
+
+
+def parse_checked(p: argparse.ArgumentParser, argv=None, positive=("repeats", "threads")) -> argparse.Namespace:
+    """Parse, failing with the option's name when a count in ``positive`` is below 1."""
+    args = p.parse_args(argv)
+    for name in positive:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
 
 
 def make_sync(device: torch.device):

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .meta_train import Estimate
-from .meta_train import meta_train
+from .episodes import EpisodeBatch
+from .meta_train import Estimate, meta_train
 from .results import Checkpointer, ResultsStore, atomic_save_torch, config_key, provenance, recorded_reads
 
 

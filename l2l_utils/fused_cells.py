@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Callable
 
 import torch
 from torch.autograd.function import once_differentiable

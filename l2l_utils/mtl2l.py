@@ -34,7 +34,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import ortho_group
 from torch import nn
 

@@ -16,7 +16,6 @@ from l2l_utils.mirror_descent import KroneckerMirrorMap
 from l2l_utils.datasets import imagenet_resnet18
 from l2l_utils.datasets.pretrained import RESNET18_FILE
 from l2l_utils.unroll import unroll
-from l2l_utils.baselines import make_baseline
 from l2l_utils.tasks import ClassifierTask, ClassSubsetTask
 from l2l_utils.models import mlp
 

@@ -366,10 +366,10 @@ def test_a_meta_batch_in_chunks_gives_the_numbers_of_the_whole_batch_with_a_smal
     else:
         task = QuadraticTask(dim=5)
     runs, saved = [], []
-    for chunk in (None, 2):
+    for batch, chunk in ((6, None), (6, 2), (2, None)):
         torch.manual_seed(0)
         opt = LSTMOptimizer(preprocess_p=10.0 if kind == "classifier" else None).double()
-        cfg = MetaTrainConfig(steps=6, unroll=2, meta_batch=6, meta_chunk=chunk)
+        cfg = MetaTrainConfig(steps=6, unroll=2, meta_batch=batch, meta_chunk=chunk)
         estimator, generator = TruncatedBPTT(task, cfg), torch.Generator().manual_seed(1)
         original = task.sample
         task.sample = lambda n, gen: _double(original(n, gen))
@@ -381,12 +381,14 @@ def test_a_meta_batch_in_chunks_gives_the_numbers_of_the_whole_batch_with_a_smal
         task.sample = original
         runs.append(out)
         saved.append(bytes_)
-    for whole, chunked in zip(*runs):
+    for whole, chunked in zip(runs[0], runs[1]):
         if isinstance(whole, float):
             assert chunked == pytest.approx(whole, rel=1e-12)
         else:
             assert torch.allclose(chunked, whole, rtol=1e-10, atol=1e-14)
-    assert saved[1] < 0.5 * saved[0]  # the graph held at once: two of six optimizees, not all six
+    # the graph held at once is one chunk's: that of a meta-batch of two, not of six (the optimizer's own weights,
+    # saved at every step, are a fixed part that a small quadratic makes large)
+    assert saved[1] <= 1.05 * saved[2] and saved[0] > 1.5 * saved[2]
     assert MetaTrainConfig(meta_chunk=2).as_config() == MetaTrainConfig().as_config()  # same numbers, same key
 
 

@@ -35,7 +35,6 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torchvision
-from torch import nn
 from torchvision.datasets import utils as _tv_utils
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.transforms import InterpolationMode

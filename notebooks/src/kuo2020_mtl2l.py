@@ -39,6 +39,12 @@
 # | learner initialisation | PyTorch's default (its ×0.01 rescaling never runs: the loop looks for `nn.Linear` among parameters) | built in |
 # | test evaluation | the whole test set every 10 steps | `eval_every` (10) |
 #
+# The code also adds 10⁻⁶ inside the log of Andrychowicz et al.'s gradient preprocessing; the paper cites their
+# formula, which has none, and so do we. Run side by side on the authors' own classes (float64, identical weights,
+# gradients over 10⁻⁶…1 and minibatches, six steps with the state carried), our `architecture="authors"` MTL2L
+# (with Eq. 17) and `lstm="authors"` LSTM give their updates to 2·10⁻¹⁵ relative without that 10⁻⁶, and to
+# 8·10⁻⁴ with it.
+#
 # Where the code **differs** from the paper we follow the paper and name the switch that gives the code's choice:
 # the code truncates every Ξ = 20 steps (paper: 5; `unroll`), trains the LSTM on Q = 10 learners and scenario-2 MTL2L
 # on Q = 50 (paper: 20 and 30; `trajectories`, `trajectories_s2`), and its networks differ (`architecture="authors"`,

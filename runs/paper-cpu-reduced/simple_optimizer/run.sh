@@ -8,4 +8,4 @@ export OMP_NUM_THREADS=1 MPLBACKEND=Agg
 PAPERMILL="${PAPERMILL:-.venv/bin/papermill}"
 "$PAPERMILL" notebooks/simple_optimizer.ipynb "$OUT/simple_optimizer.ipynb" --cwd notebooks \
   -p profile paper -p results_dir "$OUT/results" -p figures_dir "$OUT/figures" -p progress False \
-  -y "overrides: {train_hidden: 50, epochs: 6, trajectories: 5, val_problems: 2, test_runs: 3, long_steps: 3000, lstm_long_steps: 400, lenet_steps: 2000, transfer_steps: 2000, subset_tune_steps: 500, deep_steps: 100}"
+  -y "overrides: {train_hidden: 50, epochs: 4, trajectories: 5, val_problems: 2, test_runs: 2, long_steps: 2000, lstm_long_steps: 300, lenet_steps: 1500, transfer_steps: 1500, subset_tune_steps: 500, deep_steps: 100}"
