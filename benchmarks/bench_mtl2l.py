@@ -28,7 +28,7 @@ from l2l_utils.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimizer  # noqa: E402
 from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
 from l2l_utils.unroll import unroll  # noqa: E402
-from timing import Fixed, argument_parser, finish, parse_checked, start, time_per_call  # noqa: E402
+from timing import Fixed, finish, start, time_per_call, timed_args  # noqa: E402
 
 SEED = 0
 RULES = {
@@ -40,11 +40,7 @@ RULES = {
 
 
 def parse_args(argv=None):
-    args = parse_checked(argument_parser(__doc__), argv)
-    args.repeats = args.repeats or (3 if args.quick else 5)
-    args.timing = dict(warmup=1 if args.quick else 2, repeats=args.repeats, target_s=0.3 if args.quick else 1.0,
-                       max_calls=20)
-    return args
+    return timed_args(argv, __doc__)
 
 
 def main(argv=None) -> dict:

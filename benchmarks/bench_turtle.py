@@ -31,7 +31,7 @@ from l2l_utils.episodic_training import EpisodicConfig, EpisodicQueryLoss  # noq
 from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
 from l2l_utils.models import Conv4, FunctionalNetwork, sine_network  # noqa: E402
 from timing import (  # noqa: E402
-    Fixed, argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, start, time_per_call,
+    Fixed, at_limit, count_flops, finish, matmul_rate, start, time_per_call, timed_args,
 )
 
 SEED = 0
@@ -106,8 +106,8 @@ def evaluation(make_net, kind, batch: EpisodeBatch, chunk: int, steps: int, devi
     meta, learner = MAML(dict(net.named_parameters())).to(device), FunctionalNetwork(net, kind)
 
     def run():
-        for start in range(0, len(batch), chunk):
-            part = batch.slice(start, start + chunk)
+        for first in range(0, len(batch), chunk):
+            part = batch.slice(first, first + chunk)
             params = meta.adapt(learner, part.support_x, part.support_y, steps, False, differentiable=False)
             with torch.no_grad():
                 learner.loss(params, part.query_x, part.query_y)
@@ -116,11 +116,7 @@ def evaluation(make_net, kind, batch: EpisodeBatch, chunk: int, steps: int, devi
 
 
 def parse_args(argv=None):
-    args = parse_checked(argument_parser(__doc__), argv)
-    args.repeats = args.repeats or (3 if args.quick else 5)
-    args.timing = dict(warmup=1 if args.quick else 2, repeats=args.repeats, target_s=0.3 if args.quick else 1.0,
-                       max_calls=20)
-    return args
+    return timed_args(argv, __doc__)
 
 
 def main(argv=None) -> dict:

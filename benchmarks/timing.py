@@ -35,6 +35,16 @@ def parse_checked(p: argparse.ArgumentParser, argv=None, positive=("repeats", "t
     return args
 
 
+def timed_args(argv, doc: str) -> argparse.Namespace:
+    """The common options parsed, plus the usual timing settings: 3 repeats with --quick, else 5, as ``args.timing``
+    (keyword arguments of :func:`time_per_call` without ``sync``)."""
+    args = parse_checked(argument_parser(doc), argv)
+    args.repeats = args.repeats or (3 if args.quick else 5)
+    args.timing = dict(warmup=1 if args.quick else 2, repeats=args.repeats, target_s=0.3 if args.quick else 1.0,
+                       max_calls=20)
+    return args
+
+
 def make_sync(device: torch.device):
     if device.type == "cuda":
         return lambda: torch.cuda.synchronize(device)
