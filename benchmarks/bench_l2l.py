@@ -4,7 +4,9 @@
 1. One meta-training trajectory (MLP 784-20-10 sigmoid, minibatch 128, T = 100, truncations of 20, one optimizee,
    the 5,301-parameter LSTM optimizer, Adam on φ after every truncation): seconds, the FLOPs of its matrix products
    (counted), GFLOP/s and the fraction of the limit, for the replaced implementation (``nn.LSTMCell`` on
-   (coordinates, features)), the fused cell, and the fused cell compiled (``L2L_COMPILE=1``).
+   (coordinates, features)), the fused cell, and the fused cell compiled (``L2L_COMPILE=1``); then the same
+   trajectory's matrix products alone (recorded, then replayed on stand-in operands that stay in cache, with no
+   element-wise work): the ceiling any fusion of the element-wise work could reach with these library products.
 2. One learned step (no graph) against one Adam step on the same MLP, 1 and 20 optimizees.
 3. A meta-batch of 20 optimizees: all at once, in chunks (``MetaTrainConfig.meta_chunk``), and one at a time:
    seconds per optimizee-step and the peak memory of the stored graph.
@@ -36,7 +38,8 @@ from l2l_utils.tasks import ClassifierTask  # noqa: E402
 from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
 from l2l_utils.unroll import unroll  # noqa: E402
 from timing import (  # noqa: E402
-    Fixed, argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, start, time_per_call,
+    Fixed, argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, products_alone,
+    recorded_products, start, time_per_call,
 )
 
 BATCH_SIZE = 128
@@ -83,6 +86,10 @@ def bench_trajectory(task, device, sync, rate, args) -> list[dict]:
         seconds = time_per_call(run, sync=sync, warmup=0, repeats=args.repeats, target_s=0.0, max_calls=1)["median_s"]
         rows.append({"variant": name, "seconds": seconds, **at_limit(flops, seconds, rate)})
     os.environ["L2L_COMPILE"] = "0"
+    products = products_alone(recorded_products(trajectory_runner(variant("fused")(device), problem, cfg)))
+    products()
+    seconds = time_per_call(products, sync=sync, warmup=0, repeats=args.repeats, target_s=0.0, max_calls=1)["median_s"]
+    rows.append({"variant": "its products alone", "seconds": seconds, **at_limit(count_flops(products), seconds, rate)})
     return rows
 
 

@@ -119,6 +119,43 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
+def recorded_products(fn) -> list:
+    """The matrix products (mm, addmm, bmm; forward and backward) one call of ``fn`` performs, in order, each as
+    (op, operand shapes/strides/dtypes/devices, keyword arguments)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    products = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default}
+    calls = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in products:
+                operands = tuple((a.shape, a.stride(), a.dtype, a.device) for a in args)
+                calls.append((func, operands, tuple(sorted((kwargs or {}).items()))))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        fn()
+    return calls
+
+
+def products_alone(calls: list):
+    """A function doing the products of :func:`recorded_products` and nothing else, on stand-in operands of the same
+    shapes and strides, one set per distinct product, so that they stay in cache: the best the products can do."""
+    operands = {}
+    for _, spec, _ in calls:
+        if spec not in operands:
+            operands[spec] = [torch.empty_strided(shape, stride, dtype=dtype, device=device).normal_()
+                              for shape, stride, dtype, device in spec]
+    work = [(func, operands[spec], dict(kwargs)) for func, spec, kwargs in calls]
+
+    def run():
+        for func, args, kwargs in work:
+            func(*args, **kwargs)
+
+    return run
+
+
 def at_limit(flops: int, seconds: float, rate: float) -> dict:
     """Throughput and fraction of the limit: the time the counted FLOPs would take at ``rate``, over ``seconds``."""
     return {"gflop": flops / 1e9, "gflop_per_s": flops / seconds / 1e9, "fraction_of_limit": flops / rate / seconds}
