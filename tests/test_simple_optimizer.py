@@ -464,3 +464,40 @@ def test_best_of_grid_reports_the_best_rate_and_counts_divergence():
     assert math.isinf(scores[100.0])  # diverged
     assert best_learning_rates(table) == {"SGD": 0.01}
     assert scores[0.01] < scores[1e-4]
+
+
+# ------------------------------------------------------------------------------------- DMOptimizer's output scale
+def _untrained_dm_step_sizes(profile, seeds=range(5), steps=5):
+    """Median |u_t| / median |θ0| of the untrained DMOptimizer built as the notebook builds it from ``profile``, on a
+    784-50-ReLU-10 MLP at torch's default θ0, under gradients of the size seen there (N(0, 1e-3²)), one per seed."""
+    module = mlp(784, [50], 10, "relu")
+    theta = {k: v.detach().unsqueeze(0) for k, v in module.named_parameters()}
+    typical = float(torch.cat([v.reshape(-1) for v in theta.values()]).abs().median())
+    ratios = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        rule = LSTMOptimizer(preprocess_p=10.0, output_scale=profile["dm_output_scale"],
+                             init_std=profile["lstm_init_std"], init=profile["lstm_init"])
+        g = torch.Generator().manual_seed(seed)
+        params, state = theta, rule.init(theta)
+        worst = 0.0
+        with torch.no_grad():
+            for t in range(steps):
+                grads = {k: 1e-3 * torch.randn(v.shape, generator=g) for k, v in params.items()}
+                new, state = rule.update(params, grads, state, t)
+                step = torch.cat([(new[k] - params[k]).reshape(-1) for k in params]).abs().median()
+                worst, params = max(worst, float(step) / typical), new
+        ratios.append(worst)
+    return ratios
+
+
+def test_dmoptimizer_output_scale_is_the_authors_mnist_setting_and_keeps_untrained_steps_small():
+    """DMOptimizer's output scale is the authors' public MNIST configuration (deepmind/learning-to-learn, util.py,
+    get_default_net_config: "scale": 0.01), not §3.2's ×0.1 for a 20-unit sigmoid MLP. At 0.1 the untrained LSTM, whose
+    update barely depends on the gradient, moves the ReLU MLP's coordinates by about 30% of their typical size per
+    step (all the same sign), and meta-training then kills every ReLU (loss ln 10): the reduced CPU run's
+    DMOptimizer never left 2.30. At the profile's setting the untrained steps stay below 10% of that size."""
+    from l2l_utils.profiles.simple_optimizer import PAPER, SMOKE
+
+    assert PAPER["dm_output_scale"] == SMOKE["dm_output_scale"] == 0.01
+    assert max(_untrained_dm_step_sizes(PAPER)) < 0.1

@@ -16,8 +16,15 @@ PAPER = {
     "loss_term": "difference", "loss_weights": "square", "weights_across_truncations": False,
     # baselines' own meta-losses (§3.2: uniform for DMOptimizer, last step for RNNProp; ours to train them so)
     "dm_loss_weights": "uniform", "rnnprop_loss_weights": "last",
-    # DMOptimizer = Andrychowicz et al.'s LSTM (p = 10, ×0.1); its start N(0, 0.1²): ours, as in the L2L notebook
+    # DMOptimizer = Andrychowicz et al.'s LSTM (p = 10); its start N(0, 0.1²): ours, as in the L2L notebook
     "lstm_init": "normal", "lstm_init_std": 0.1,
+    # DMOptimizer's output scale: the SimpleOptimizer paper does not give it. 0.01 is the authors' own MNIST setting
+    # (github.com/deepmind/learning-to-learn, util.py get_default_net_config, line 57: "scale": 0.01, used by
+    # problem "mnist"); Andrychowicz et al. §3.2's ×0.1 was for a 20-unit sigmoid MLP. At 0.1 the untrained LSTM
+    # moves every coordinate of the ReLU MLP by about +0.006 per step (30% of a median |θ0|), and meta-training
+    # escapes that only into a uniform negative step that kills every ReLU (loss ln 10 = chance, no meta-gradient):
+    # the reduced CPU run's DMOptimizer stayed at 2.30 (runs/paper-cpu-reduced/simple_optimizer/README.md)
+    "dm_output_scale": 0.01,
     # RNNProp's random scaling exp(U[−3, 3]) (Lv et al.)
     "rnnprop_scaling": 3.0,
     # evaluation: Fig. 2a 200 steps, long runs 10,000 steps; test runs and the scoring window: ours
