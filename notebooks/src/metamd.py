@@ -96,8 +96,8 @@ from l2l_utils.datasets import (DatasetMissingError, DeviceDataset, available_sp
                                 load_digit_dataset, load_highres, load_image_dataset, load_stl10, rotated_mnist,
                                 to_rgb)
 from l2l_utils.hypergradients import (ESTIMATORS, compare_estimators, cosine, fixed_point_hypergradient,
-                                      forward_mode_hypergradient, inner_loop, mirror_hypergradient,
-                                      neumann_inverse_hvp, relative_error, unrolled_hypergradient)
+                                      forward_mode_hypergradient, inner_loop, neumann_inverse_hvp,
+                                      unrolled_hypergradient)
 from l2l_utils.implicit_meta_training import (MetaMDConfig, QuadraticMetaConfig, fixed_problems, meta_train_diagonal,
                                               meta_train_mirror, validation_objective)
 from l2l_utils.landscape import feature_spectrum, loss_along, penultimate_features, top_hessian_eigenpair
@@ -112,7 +112,7 @@ from l2l_utils.profiles import ParameterError
 from l2l_utils.results import ResultsStore, cached_frame, cached_training, training_key
 from l2l_utils.tasks import ClassSubsetTask, ClassifierTask, LeastSquaresProblem, MixtureTask, QuadraticFamily2D
 from l2l_utils.truncated_bptt import MetaTrainConfig, meta_train_cached, meta_train_key
-from l2l_utils.verdicts import Result, across, all_of, better, better_than_all, holds, negate, within_tolerance
+from l2l_utils.verdicts import Result, across, all_of, better, better_than_all, holds, within_tolerance
 
 PAPER = "metamd"
 
