@@ -8,7 +8,7 @@ VENV = .venv
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install data reproduce figures test clean
+.PHONY: install data reproduce figures test notebooks notebook-outputs clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,18 @@ reproduce: data
 # them for a profile whose results exist only redraws the figures under figures/.
 figures: data
 	$(VENV)/bin/l2l-reproduce --profile $(PROFILE)
+
+# The notebooks are written from their percent scripts (notebooks/src/*.py, paired in jupytext.toml): edit a script,
+# then `make notebooks`; `make notebook-outputs` re-executes them at the smoke profile for their committed outputs.
+NOTEBOOK_NAMES = $(basename $(notdir $(wildcard notebooks/src/*.py)))
+
+notebooks: $(VENV)/.installed
+	for name in $(NOTEBOOK_NAMES); do \
+		$(VENV)/bin/jupytext --update --to ipynb -o notebooks/$$name.ipynb notebooks/src/$$name.py || exit 1; done
+
+notebook-outputs: notebooks data
+	for name in $(NOTEBOOK_NAMES); do \
+		$(VENV)/bin/papermill notebooks/$$name.ipynb notebooks/$$name.ipynb --cwd notebooks || exit 1; done
 
 test: data
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from l2l_utils.datasets.files import NOTEBOOK_DATASETS, missing_datasets, report_data_skips, skip_reason
+from l2l_utils.tasks.datasets.files import NOTEBOOK_DATASETS, missing_datasets, report_data_skips, skip_reason
 
 
 def pytest_configure(config):

@@ -30,17 +30,16 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l2l_utils.baselines import baseline_rule  # noqa: E402
-from l2l_utils.datasets import DeviceDataset, load_image_dataset  # noqa: E402
-from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
-from l2l_utils.models import mlp  # noqa: E402
-from l2l_utils.tasks import ClassifierTask  # noqa: E402
-from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
-from l2l_utils.unroll import unroll  # noqa: E402
-from timing import (  # noqa: E402
-    Fixed, argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, products_alone,
-    recorded_products, start, time_per_call,
-)
+from timing import (Fixed, argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked,  # noqa: E402
+                    products_alone, recorded_products, start, time_per_call)
+
+from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer  # noqa: E402
+from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
+from l2l_utils.optimizers.baselines import baseline_rule  # noqa: E402
+from l2l_utils.optimizers.unroll import unroll  # noqa: E402
+from l2l_utils.tasks.datasets import DeviceDataset, load_image_dataset  # noqa: E402
+from l2l_utils.tasks.models import mlp  # noqa: E402
+from l2l_utils.tasks.problems import ClassifierTask  # noqa: E402
 
 BATCH_SIZE = 128
 SEED = 0

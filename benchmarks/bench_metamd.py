@@ -27,16 +27,16 @@ from torch.func import functional_call
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l2l_utils.baselines import make_baseline  # noqa: E402
-from l2l_utils.models import lenet, resnet18  # noqa: E402
-from l2l_utils.learned_optimizers import PerParameterLearningRates  # noqa: E402
-from l2l_utils.datasets import DeviceDataset  # noqa: E402
-from l2l_utils.hypergradients import fixed_point_hypergradient, unrolled_hypergradient  # noqa: E402
-from l2l_utils.tasks import ClassifierTask  # noqa: E402
-from l2l_utils.mirror_descent import KroneckerMirrorMap  # noqa: E402
-from timing import (  # noqa: E402
-    argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, start, time_per_call,
-)
+from timing import (argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, start,  # noqa: E402
+                    time_per_call)
+
+from l2l_utils.learned_optimizers.lstm_optimizer import PerParameterLearningRates  # noqa: E402
+from l2l_utils.learned_optimizers.mirror_descent import KroneckerMirrorMap  # noqa: E402
+from l2l_utils.meta_training.hypergradients import fixed_point_hypergradient, unrolled_hypergradient  # noqa: E402
+from l2l_utils.optimizers.baselines import make_baseline  # noqa: E402
+from l2l_utils.tasks.datasets import DeviceDataset  # noqa: E402
+from l2l_utils.tasks.models import lenet, resnet18  # noqa: E402
+from l2l_utils.tasks.problems import ClassifierTask  # noqa: E402
 
 SEED, BATCH = 0, 128
 

@@ -20,15 +20,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l2l_utils.baselines import baseline_rule  # noqa: E402
-from l2l_utils.datasets import DeviceDataset  # noqa: E402
-from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
-from l2l_utils.models import mlp  # noqa: E402
-from l2l_utils.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimizer  # noqa: E402
-from l2l_utils.tasks import ClassifierTask  # noqa: E402
-from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
-from l2l_utils.unroll import unroll  # noqa: E402
 from timing import Fixed, finish, start, time_per_call, timed_args  # noqa: E402
+
+from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer  # noqa: E402
+from l2l_utils.learned_optimizers.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimizer  # noqa: E402
+from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
+from l2l_utils.optimizers.baselines import baseline_rule  # noqa: E402
+from l2l_utils.optimizers.unroll import unroll  # noqa: E402
+from l2l_utils.tasks.datasets import DeviceDataset  # noqa: E402
+from l2l_utils.tasks.models import mlp  # noqa: E402
+from l2l_utils.tasks.problems import ClassifierTask  # noqa: E402
 
 SEED = 0
 RULES = {

@@ -26,17 +26,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l2l_utils.baselines import baseline_rule  # noqa: E402
-from l2l_utils.datasets import DeviceDataset, load_image_dataset  # noqa: E402
-from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
-from l2l_utils.meta_losses import step_weights, term  # noqa: E402
-from l2l_utils.models import mlp  # noqa: E402
-from l2l_utils.rnnprop import RNNProp  # noqa: E402
-from l2l_utils.simple_optimizer import SimpleOptimizer  # noqa: E402
-from l2l_utils.tasks import ClassifierTask  # noqa: E402
-from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
-from l2l_utils.unroll import unroll  # noqa: E402
 from timing import Fixed, argument_parser, finish, parse_checked, start, time_per_call  # noqa: E402
+
+from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer  # noqa: E402
+from l2l_utils.learned_optimizers.rnnprop import RNNProp  # noqa: E402
+from l2l_utils.learned_optimizers.simple_optimizer import SimpleOptimizer  # noqa: E402
+from l2l_utils.meta_training.meta_losses import step_weights, term  # noqa: E402
+from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
+from l2l_utils.optimizers.baselines import baseline_rule  # noqa: E402
+from l2l_utils.optimizers.unroll import unroll  # noqa: E402
+from l2l_utils.tasks.datasets import DeviceDataset, load_image_dataset  # noqa: E402
+from l2l_utils.tasks.models import mlp  # noqa: E402
+from l2l_utils.tasks.problems import ClassifierTask  # noqa: E402
 
 PAPER_MS = {"SimpleOptimizer": 1.96, "DMOptimizer": 21.88, "RNNProp": 37.02}
 SEED = 0
@@ -85,7 +86,7 @@ def bench_updates(problem, device, sync, args) -> dict:
 
 
 def bench_steps(problem, device, sync, args) -> dict:
-    """2. One evaluation step of :func:`l2l_utils.unroll.unroll`: the update, then loss and gradient."""
+    """2. One evaluation step of :func:`l2l_utils.optimizers.unroll.unroll`: the update, then loss and gradient."""
     functions, setups = {}, {}
     for name, rule in rules().items():
         rule = rule.to(device) if isinstance(rule, torch.nn.Module) else rule

@@ -26,13 +26,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l2l_utils.episodes import EpisodeBatch, SineTasks  # noqa: E402
-from l2l_utils.episodic_training import EpisodicConfig, EpisodicQueryLoss  # noqa: E402
-from l2l_utils.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
-from l2l_utils.models import Conv4, FunctionalNetwork, sine_network  # noqa: E402
-from timing import (  # noqa: E402
-    Fixed, at_limit, count_flops, finish, matmul_rate, start, time_per_call, timed_args,
-)
+from timing import Fixed, at_limit, count_flops, finish, matmul_rate, start, time_per_call, timed_args  # noqa: E402
+
+from l2l_utils.learned_optimizers.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
+from l2l_utils.meta_training.episodic_training import EpisodicConfig, EpisodicQueryLoss  # noqa: E402
+from l2l_utils.tasks.episodes import EpisodeBatch, SineTasks  # noqa: E402
+from l2l_utils.tasks.models import Conv4, FunctionalNetwork, sine_network  # noqa: E402
 
 SEED = 0
 METHODS = {  # name -> (maker from θ, second order, extra config)

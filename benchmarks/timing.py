@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from l2l_utils.runtime import resolve_device
+from l2l_utils.harness.runtime import resolve_device
 
 
 def argument_parser(doc: str, quick_help: str = "fewer calls per measurement") -> argparse.ArgumentParser:

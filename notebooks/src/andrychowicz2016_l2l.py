@@ -33,7 +33,7 @@
 #
 # **How claims are judged.** Every comparison is over independent test problems (the same problems for every
 # optimizer: paired), each scored by its mean loss over the last `score_window` steps so one minibatch does not
-# decide; a diverged run counts as a failure. The verdict functions of `l2l_utils.verdicts` give "reproduced" or "not
+# decide; a diverged run counts as a failure. The verdict functions of `l2l_utils.reporting.verdicts` give "reproduced" or "not
 # reproduced" only when the 95% bootstrap interval excludes the threshold, else "inconclusive". Each figure's claim
 # rows are shown right below it; at the `smoke` profile they read "smoke: pipeline ran".
 #
@@ -62,21 +62,22 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from l2l_utils.baselines import BASELINES, make_baseline
-from l2l_utils.comparison import at_grid_edge, best_learning_rates, compare_optimizers, scores_at, tune_baselines
-from l2l_utils.datasets import DatasetMissingError, DeviceDataset, label_subset, load_image_dataset
-from l2l_utils.inspection import learned_responses, step_likeness, torch_optim_history, torch_optim_responses
-from l2l_utils.learned_optimizers import CoordinatewiseLSTM, LSTMOptimizer, preprocess_gradient
-from l2l_utils.models import ConvNet, conv_fc_groups, mlp
-from l2l_utils.notebook_setup import start_notebook
-from l2l_utils.plotting import plot_final_losses, plot_learning_curves, profile_title, save_figure
-from l2l_utils.results import cached_frame, config_key
-from l2l_utils.tasks import ClassifierTask, QuadraticTask
-from l2l_utils.truncated_bptt import (MetaTrainConfig, TruncatedBPTT, meta_train_cached, random_search_meta_lr,
-                                      train_learned_optimizer)
-from l2l_utils.unroll import unroll
-from l2l_utils.verdicts import (Result, across, all_of, better, better_than_all, holds, negate, similar,
-                                sweep_too_narrow, with_positive_control)
+from l2l_utils.evaluation.comparison import (at_grid_edge, best_learning_rates, compare_optimizers, scores_at,
+                                             tune_baselines)
+from l2l_utils.evaluation.inspection import learned_responses, step_likeness, torch_optim_history, torch_optim_responses
+from l2l_utils.harness.notebook_setup import start_notebook
+from l2l_utils.learned_optimizers.lstm_optimizer import CoordinatewiseLSTM, LSTMOptimizer, preprocess_gradient
+from l2l_utils.meta_training.truncated_bptt import (MetaTrainConfig, TruncatedBPTT, meta_train_cached,
+                                                    random_search_meta_lr, train_learned_optimizer)
+from l2l_utils.optimizers.baselines import BASELINES, make_baseline
+from l2l_utils.optimizers.unroll import unroll
+from l2l_utils.reporting.plotting import plot_final_losses, plot_learning_curves, profile_title, save_figure
+from l2l_utils.reporting.verdicts import (Result, across, all_of, better, better_than_all, holds, negate, similar,
+                                          sweep_too_narrow, with_positive_control)
+from l2l_utils.storage.results import cached_frame, config_key
+from l2l_utils.tasks.datasets import DatasetMissingError, DeviceDataset, label_subset, load_image_dataset
+from l2l_utils.tasks.models import ConvNet, conv_fc_groups, mlp
+from l2l_utils.tasks.problems import ClassifierTask, QuadraticTask
 
 PAPER = "andrychowicz2016"
 # Every parameter is checked here, before any compute; a bad value stops with a message naming it.
@@ -133,7 +134,7 @@ print(inspect.getsource(CoordinatewiseLSTM.forward))
 # Meta-training minimises $\mathcal{L}(\phi) = \mathbb{E}_f[\sum_{t} w_t f(\theta_t)]$ with $w_t = 1$ by Adam over
 # truncated unrolls. The optimizee gradient enters as a constant (the unroller's `order="first"`): gradients along the
 # dashed edges of Fig. 2 are dropped, $\partial\nabla_t/\partial\phi = 0$, so no second derivatives of $f$ are
-# computed. The estimator below is one unit of the shared meta-training driver (`l2l_utils.meta_train`).
+# computed. The estimator below is one unit of the shared meta-training driver (`l2l_utils.meta_training.meta_train`).
 
 # %%
 print(inspect.getsource(TruncatedBPTT.step))
@@ -604,7 +605,7 @@ claims.show(*appendix_claims)
 # %% [markdown]
 # ## 8. Claims table
 # One row per claim of §3.1–3.3 and Appendix B, as judged in the sections above: the criterion, the measurement with
-# its 95% bootstrap interval over test problems, and the verdict of a tested function (`l2l_utils.verdicts`). At the
+# its 95% bootstrap interval over test problems, and the verdict of a tested function (`l2l_utils.reporting.verdicts`). At the
 # `smoke` profile every verdict reads "smoke: pipeline ran".
 
 # %%

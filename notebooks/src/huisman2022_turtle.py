@@ -70,20 +70,21 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from l2l_utils.confidence import bootstrap_ci
-from l2l_utils.datasets import DatasetMissingError, load_fewshot_dataset, load_omniglot_subsets, split_classes
-from l2l_utils.episodes import FewShotEpisodes, SineTasks
-from l2l_utils.episodic_training import EpisodicConfig, EpisodicQueryLoss, evaluate, fixed_episodes, train_and_test
-from l2l_utils.meta_learners import (EpisodicMetaLearner, MAML, MetaLearnerLSTM, Turtle, theorem1_parameters,
-                                     turtle_inputs)
-from l2l_utils.models import Conv4, FunctionalNetwork, sine_network
-from l2l_utils.notebook_setup import start_notebook
-from l2l_utils.plotting import profile_title, save_figure
-from l2l_utils.profiles import ParameterError
-from l2l_utils.results import ResultsStore, cached_frame
-from l2l_utils.transfer_baselines import evaluate_transfer, make_head, pretrain
-from l2l_utils.verdicts import (Result, across, all_of, better, better_than_all, in_share_of, similar,
-                                sweep_too_narrow, within_tolerance)
+from l2l_utils.evaluation.transfer_baselines import evaluate_transfer, make_head, pretrain
+from l2l_utils.harness.notebook_setup import start_notebook
+from l2l_utils.harness.profiles import ParameterError
+from l2l_utils.learned_optimizers.meta_learners import (MAML, EpisodicMetaLearner, MetaLearnerLSTM, Turtle,
+                                                        theorem1_parameters, turtle_inputs)
+from l2l_utils.meta_training.episodic_training import (EpisodicConfig, EpisodicQueryLoss, evaluate, fixed_episodes,
+                                                       train_and_test)
+from l2l_utils.reporting.confidence import bootstrap_ci
+from l2l_utils.reporting.plotting import profile_title, save_figure
+from l2l_utils.reporting.verdicts import (Result, across, all_of, better, better_than_all, in_share_of, similar,
+                                          sweep_too_narrow, within_tolerance)
+from l2l_utils.storage.results import ResultsStore, cached_frame
+from l2l_utils.tasks.datasets import DatasetMissingError, load_fewshot_dataset, load_omniglot_subsets, split_classes
+from l2l_utils.tasks.episodes import FewShotEpisodes, SineTasks
+from l2l_utils.tasks.models import Conv4, FunctionalNetwork, sine_network
 
 PAPER = "huisman2022"
 
@@ -267,7 +268,7 @@ def sine_runs(method, T, runs, label, **kw):
     for r in range(runs):
         config = EpisodicConfig(seed=run_seed(r), **settings)
         # the validation/test tasks are made outside the run: their definition is part of its key; every profile
-        # field the run itself reads is recorded while it runs (l2l_utils.results)
+        # field the run itself reads is recorded while it runs (l2l_utils.storage.results)
         out = train_and_test(make, sine_learner, sine, sine_val, sine_test, config, results_dir / "sine",
                              f"sine-{label}", {"method": method, "T": T, **kw, "support": cfg.sine_support,
                                                "query": cfg.sine_query, "val_seed": VAL_SEED, "test_seed": TEST_SEED,
@@ -821,7 +822,7 @@ plt.show()
 # ## 8. Claims table
 # Every claim of §5 and Theorem 1, as judged in the sections above: the criterion (what is compared with what, by
 # which statistic over which runs), the measurement with its 95% bootstrap interval, and the verdict of a tested
-# function (`l2l_utils.verdicts`): "inconclusive" where the interval does not decide. At the `smoke` profile every
+# function (`l2l_utils.reporting.verdicts`): "inconclusive" where the interval does not decide. At the `smoke` profile every
 # verdict reads "smoke: pipeline ran": toy runs are no evidence.
 
 # %%

@@ -60,9 +60,9 @@
 # N(0, 0.1²) initialisation); with the paper's Ξ = 5, S = 100 and Q = 20, meta-training sees 2,000 learner steps.
 #
 # **How claims are judged.** Every comparison is over the test runs (the same runs for every method: paired), each
-# run's test curve read by one statistic (`l2l_utils.comparison.curve_scores`): "faster" = lower mean test loss over
+# run's test curve read by one statistic (`l2l_utils.evaluation.comparison.curve_scores`): "faster" = lower mean test loss over
 # all evaluations, "lower" = lower mean over the last `late_window` steps. The verdict functions of
-# `l2l_utils.verdicts` say "reproduced" or "not reproduced" only when the 95% bootstrap interval excludes the
+# `l2l_utils.reporting.verdicts` say "reproduced" or "not reproduced" only when the 95% bootstrap interval excludes the
 # threshold, else "inconclusive". Each figure's claim rows are shown right below it.
 
 # %% tags=["parameters"]
@@ -85,25 +85,25 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from l2l_utils.baselines import baseline_rule
-from l2l_utils.comparison import best_learning_rates, curve_scores, held_out_loss_curves, tune_baselines
-from l2l_utils.datasets import (LUMINANCE, DatasetMissingError, DeviceDataset, greyscale_crop, load_dataset,
-                                load_image_dataset, normalise)
-from l2l_utils.learned_optimizers import LSTMOptimizer
-from l2l_utils.meta_test import split_data
-from l2l_utils.models import mlp
-from l2l_utils.fused_cells import lstm_equations
-from l2l_utils.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimizer, SVDSynapses, count_parameters
-from l2l_utils.notebook_setup import start_notebook
-from l2l_utils.plotting import profile_title, save_figure
-from l2l_utils.published_curves import (BASELINE_DIVISOR, NEURAL_DIVISOR, implied_divisors, read_curves, to_mean_nll,
-                                        verify)
-from l2l_utils.results import cached_frame
-from l2l_utils.runtime import project_root
-from l2l_utils.tasks import AlternatingTask, ClassifierTask
-from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT, meta_train_cached, meta_train_key
-from l2l_utils.update_rules import Context
-from l2l_utils.verdicts import Result, across, all_of, better, better_than_all, negate, within_tolerance
+from l2l_utils.evaluation.comparison import best_learning_rates, curve_scores, held_out_loss_curves, tune_baselines
+from l2l_utils.evaluation.meta_test import split_data
+from l2l_utils.harness.notebook_setup import start_notebook
+from l2l_utils.learned_optimizers.fused_cells import lstm_equations
+from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer
+from l2l_utils.learned_optimizers.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimizer, SVDSynapses, count_parameters
+from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, TruncatedBPTT, meta_train_cached, meta_train_key
+from l2l_utils.optimizers.baselines import baseline_rule
+from l2l_utils.optimizers.update_rules import Context
+from l2l_utils.reporting.plotting import profile_title, save_figure
+from l2l_utils.reporting.published_curves import (BASELINE_DIVISOR, NEURAL_DIVISOR, implied_divisors, read_curves,
+                                                  to_mean_nll, verify)
+from l2l_utils.reporting.verdicts import Result, across, all_of, better, better_than_all, negate, within_tolerance
+from l2l_utils.storage.paths import project_root
+from l2l_utils.storage.results import cached_frame
+from l2l_utils.tasks.datasets import (LUMINANCE, DatasetMissingError, DeviceDataset, greyscale_crop, load_dataset,
+                                      load_image_dataset, normalise)
+from l2l_utils.tasks.models import mlp
+from l2l_utils.tasks.problems import AlternatingTask, ClassifierTask
 
 PAPER = "kuo2020"
 # Every parameter is checked here, before any compute; a bad value stops with a message naming it.
@@ -603,7 +603,7 @@ claims.show(*(f"{c} — {label}" for c, _ in S2_CLAIMS.values()
 # ## 5. Claims table
 # One row per claim, as judged above: on the authors' own curves (section 2, on one scale) and on our runs (sections
 # 3-4), with the criterion, the measurement with its 95% bootstrap interval over runs, and the verdict of a tested
-# function (`l2l_utils.verdicts`). At the `smoke` profile the verdicts on our runs read "smoke: pipeline ran".
+# function (`l2l_utils.reporting.verdicts`). At the `smoke` profile the verdicts on our runs read "smoke: pipeline ran".
 
 # %%
 claims.save(results_dir / "claims.csv")

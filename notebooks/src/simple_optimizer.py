@@ -41,7 +41,7 @@
 #
 # **How claims are judged.** Every comparison is over the same test optimizees for every optimizer (θ0 and
 # minibatches shared: paired), each run scored by its mean training loss over the last `score_window` steps; a
-# diverged run counts as a failure. The tested verdict functions of `l2l_utils.verdicts` say "reproduced" or "not
+# diverged run counts as a failure. The tested verdict functions of `l2l_utils.reporting.verdicts` say "reproduced" or "not
 # reproduced" only when the 95% bootstrap interval excludes the threshold, else "inconclusive". Each figure's claim
 # rows are shown right below it.
 
@@ -67,23 +67,23 @@ import torch
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from l2l_utils.baselines import baseline_rule
-from l2l_utils.comparison import best_learning_rates, best_of_grid, mean_curves, divergence_counts, scores_at, tidy
-from l2l_utils.datasets import DatasetMissingError, DeviceDataset, load_image_dataset
-from l2l_utils.fine_tuning import FineTuneConfig, fine_tune, subsample
-from l2l_utils.learned_optimizers import LSTMOptimizer
-from l2l_utils.meta_losses import TERMS, sequence_meta_loss, step_weights, term
-from l2l_utils.models import googlenet, lenet, mlp, mlp_width_for
-from l2l_utils.notebook_setup import start_notebook
-from l2l_utils.plotting import profile_title, save_figure
-from l2l_utils.results import cached_frame, cached_training, config_key
-from l2l_utils.rnnprop import RNNProp, adam_like_inputs
-from l2l_utils.simple_optimizer import SimpleOptimizer, update_times
-from l2l_utils.tasks import ClassifierTask, RandomlyScaledTask
-from l2l_utils.truncated_bptt import MetaTrainConfig, meta_train_cached
-from l2l_utils.unroll import unroll
-from l2l_utils.verdicts import (across, all_of, better, better_than_all, holds, negate,
-                                with_positive_control)
+from l2l_utils.evaluation.comparison import (best_learning_rates, best_of_grid, divergence_counts, mean_curves,
+                                             scores_at, tidy)
+from l2l_utils.harness.notebook_setup import start_notebook
+from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer
+from l2l_utils.learned_optimizers.rnnprop import RNNProp, adam_like_inputs
+from l2l_utils.learned_optimizers.simple_optimizer import SimpleOptimizer, update_times
+from l2l_utils.meta_training.fine_tuning import FineTuneConfig, fine_tune, subsample
+from l2l_utils.meta_training.meta_losses import TERMS, sequence_meta_loss, step_weights, term
+from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, meta_train_cached
+from l2l_utils.optimizers.baselines import baseline_rule
+from l2l_utils.optimizers.unroll import unroll
+from l2l_utils.reporting.plotting import profile_title, save_figure
+from l2l_utils.reporting.verdicts import across, all_of, better, better_than_all, holds, negate, with_positive_control
+from l2l_utils.storage.results import cached_frame, cached_training, config_key
+from l2l_utils.tasks.datasets import DatasetMissingError, DeviceDataset, load_image_dataset
+from l2l_utils.tasks.models import googlenet, lenet, mlp, mlp_width_for
+from l2l_utils.tasks.problems import ClassifierTask, RandomlyScaledTask
 
 PAPER = "simple_optimizer"
 # Every parameter is checked here, before any compute; a bad value stops with a message naming it.
@@ -277,7 +277,7 @@ claims.show("§3.2 (example)")
 #
 # Every meta-optimizer is trained on the base MLP (784-500-ReLU-10) on MNIST with truncated BPTT: trajectories of
 # 200 optimizee steps, 20 steps per truncation, Adam at 1e-3 on the meta-parameters, the optimizee's gradients taken
-# as constants (the shared estimator of `l2l_utils.truncated_bptt`, with the meta-loss term and weights of section
+# as constants (the shared estimator of `l2l_utils.meta_training.truncated_bptt`, with the meta-loss term and weights of section
 # 2). SimpleOptimizer and its three ablations (bias back; uniform weights instead of Eq. 6; no aggregation) use
 # Eq. 6 with w_i = i² unless ablated; DMOptimizer uses uniform weights (Andrychowicz et al.) and RNNProp the last
 # step of each truncation, on randomly scaled optimizees (Lv et al.; the best epoch of RNNProp is therefore chosen on
@@ -299,7 +299,7 @@ except DatasetMissingError as missing:
     print(f"not run: data missing\n{missing}")
 
 init_std = None if cfg.optimizee_init == "pytorch" else cfg.optimizee_init_std
-vectorize = dev.type == "cuda"  # on a CPU, a loop over the runs is faster for convolutions (l2l_utils.models)
+vectorize = dev.type == "cuda"  # on a CPU, a loop over the runs is faster for convolutions (l2l_utils.tasks.models)
 
 
 def mlp_task(hidden, data=None):
@@ -795,7 +795,7 @@ claims.show("Table 1 (speed)")
 # %% [markdown]
 # ## 11. Claims table
 # One row per claim of §3–4, as judged in the sections above: the criterion, the measurement with its 95% bootstrap
-# interval over test runs, and the verdict of a tested function (`l2l_utils.verdicts`). At the `smoke` profile every
+# interval over test runs, and the verdict of a tested function (`l2l_utils.reporting.verdicts`). At the `smoke` profile every
 # verdict reads "smoke: pipeline ran".
 
 # %%

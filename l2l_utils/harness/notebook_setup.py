@@ -1,0 +1,70 @@
+"""The opening of every notebook: validate every parameter (profile, overrides, seed, device) before any compute, seed, pick
+the device and folders, and start the claims table."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..reporting.claims import ClaimsTable
+from ..reporting.plotting import paper_style
+from ..storage.paths import project_root
+from ..storage.results import ResultsStore, track_profile
+from .profiles import PAPER_CHOICES, PAPER_PROFILES, ParameterError, Profile, parse_overrides, resolve_profile
+from .runtime import resolve_device, seed_everything
+
+
+@dataclass
+class NotebookRun:
+    cfg: Profile
+    device: torch.device
+    results_dir: Path
+    figures_dir: Path
+    store: ResultsStore
+    claims: ClaimsTable
+    run_note: str  # "N setting(s) overridden" for figure titles, "" for the profile as it stands
+    started: float
+
+
+def _inline_figures() -> None:
+    """Figures appear in the notebook next to the text (also when MPLBACKEND is set, e.g. to Agg by CI)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")
+
+
+def start_notebook(paper: str, title: str, profile, seed, device, results_dir, figures_dir, overrides,
+                   check: Callable[[Profile], None] | None = None) -> NotebookRun:
+    """Resolve ``profile`` + ``overrides`` for ``paper`` (``check`` adds the paper's own cross-parameter rules);
+    results go to ``runs/<profile>/results/<paper>`` and figures to ``figures/<paper>`` (``$L2L_FIGURES_DIR/<paper>``
+    when that is set: the notebook tests draw there, never over the committed figures) unless given. A bad value
+    raises :class:`ParameterError` naming it, before anything is computed or written."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    cfg = resolve_profile(profile, PAPER_PROFILES[paper], overrides, PAPER_CHOICES[paper])
+    if check is not None:
+        check(cfg)
+    dev = resolve_device(device)
+    seed_everything(seed)
+    track_profile(cfg)  # cached results are keyed by the profile fields they read (l2l_utils.storage.results)
+    root = project_root()
+    results_dir = Path(results_dir) if results_dir else root / "runs" / profile / "results" / paper
+    figures_root = Path(os.environ["L2L_FIGURES_DIR"]) if os.environ.get("L2L_FIGURES_DIR") else root / "figures"
+    figures_dir = Path(figures_dir) if figures_dir else figures_root / paper
+    # the claims table says when sizes were overridden, so a changed profile is never reported as the paper's
+    overridden = sorted(parse_overrides(overrides))
+    claims = ClaimsTable(title, f"{profile} (overridden: {', '.join(overridden)})" if overridden else profile)
+    paper_style()
+    _inline_figures()
+    print(f"profile={profile} seed={seed} device={dev} results={results_dir} figures={figures_dir}")
+    return NotebookRun(cfg, dev, results_dir, figures_dir, ResultsStore(results_dir), claims,
+                       f"{len(overridden)} setting(s) overridden" if overridden else "", time.perf_counter())

@@ -1,0 +1,69 @@
+"""Hand-designed baselines from ``torch.optim`` and their learning-rate tuning (Andrychowicz §3).
+
+Hyperparameters other than the learning rate keep torch's defaults, which equal the Torch7 ``optim``
+defaults the paper used (Adam β=(0.9, 0.999), ε=1e-8; RMSprop α=0.99, ε=1e-8; NAG momentum 0.9).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .sign_optimizers import AddSign, PowerSign
+from .unroll import Unrolled, unroll
+from .update_rules import TorchOptimizerRule
+
+BASELINES: dict[str, Callable] = {
+    "SGD": lambda params, lr: torch.optim.SGD(params, lr=lr),
+    "RMSprop": lambda params, lr: torch.optim.RMSprop(params, lr=lr),
+    "ADAM": lambda params, lr: torch.optim.Adam(params, lr=lr),
+    "NAG": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True),
+}
+
+
+# every torch.optim-style update rule the notebooks use; MetaMD (§5, App. A.7) adds SGD with momentum 0.9
+# ("SGD-M") and Bello et al. (2017)'s PowerSign and AddSign (undecayed, default β/base/α; see sign_optimizers)
+TORCH_OPTIMIZERS: dict[str, Callable] = {
+    **BASELINES,
+    "SGD-M": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+    "PowerSign": lambda params, lr: PowerSign(params, lr=lr),
+    "AddSign": lambda params, lr: AddSign(params, lr=lr),
+}
+
+
+def make_baseline(name: str, lr: float) -> Callable:
+    """A factory ``params -> torch.optim.Optimizer`` for baseline ``name`` at learning rate ``lr``."""
+    if name not in TORCH_OPTIMIZERS:
+        raise ValueError(f"unknown baseline {name!r}; allowed values are {sorted(TORCH_OPTIMIZERS)}")
+    return lambda params: TORCH_OPTIMIZERS[name](params, lr)
+
+
+def baseline_rule(name: str, lr: float) -> TorchOptimizerRule:
+    """Baseline ``name`` at learning rate ``lr`` as an update rule of the shared interface."""
+    return TorchOptimizerRule(make_baseline(name, lr))
+
+
+def run_baseline(name: str, lr: float, problem, steps: int, hook=None) -> Unrolled:
+    return unroll(baseline_rule(name, lr), problem, steps, hook=hook)
+
+
+def tune_learning_rate(name: str, learning_rates: Sequence[float], make_problem: Callable[[], object],
+                       steps: int) -> tuple[float, pd.DataFrame]:
+    """Pick the learning rate with the best (lowest) mean final loss, as the paper does (§3).
+
+    ``make_problem`` returns the same tuning problems at every call (same θ0 and minibatches), so all
+    rates are compared on common random numbers. A rate under which any run diverges scores +inf.
+    """
+    rows = []
+    for lr in learning_rates:
+        final = run_baseline(name, lr, make_problem(), steps).final
+        score = float(np.mean(final)) if np.all(np.isfinite(final)) else float("inf")
+        rows.append({"optimizer": name, "lr": lr, "mean_final_loss": score})
+    table = pd.DataFrame(rows)
+    if not np.isfinite(table["mean_final_loss"]).any():
+        return float(learning_rates[0]), table
+    best = table.loc[table["mean_final_loss"].idxmin(), "lr"]
+    return float(best), table

@@ -1,0 +1,212 @@
+"""Shared test helpers (imported as `helpers`: `tests/` is on pytest's pythonpath, see pyproject.toml)."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import papermill as pm
+import pytest
+
+from l2l_utils.tasks.datasets.files import missing_datasets, skip_reason
+
+
+def requires_data(*datasets):
+    """Mark a test as needing ``datasets`` (``-m data`` selects them) and skip it, with one line saying what is
+    missing and how to provide it, unless they are under the data root."""
+    missing = missing_datasets(datasets)
+    skip = pytest.mark.skipif(bool(missing), reason=skip_reason(missing) if missing else "")
+    return lambda test: pytest.mark.data(skip(test))
+
+
+CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_cifar10(folder: Path, per_batch: int = 4, test_size: int = 6, seed: int = 0) -> dict:
+    """Write small files in CIFAR-10's on-disk format (``cifar-10-batches-py``) into ``folder``.
+
+    The originals are Python 2 pickles (protocol 2) with str keys, read by torchvision with
+    ``encoding="latin1"``. Returns ``{file name: (uint8 array (n, 3072), labels)}``.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for i, fname in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        n = test_size if fname == "test_batch" else per_batch
+        arr = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = [(i * per_batch + j) % 10 for j in range(n)]
+        with open(folder / fname, "wb") as f:
+            pickle.dump({"batch_label": fname, "labels": labels, "data": arr, "filenames": ["x.png"] * n}, f,
+                        protocol=2)
+        written[fname] = (arr, labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": CIFAR_NAMES, "num_cases_per_batch": per_batch}, f, protocol=2)
+    return written
+
+
+def check_smoke_claims(claims) -> None:
+    """At the smoke profile no row says "reproduced": every verdict is "smoke: pipeline ran" or "not run: ...", and
+    every measured row is well-formed (non-empty, no NaN, a criterion stated)."""
+    import math
+
+    for row in claims.itertuples():
+        assert row.verdict == "smoke: pipeline ran" or row.verdict.startswith("not run: "), (row.claim, row.verdict)
+        if row.verdict == "smoke: pipeline ran":
+            assert isinstance(row.measured, str) and row.measured not in ("", "—"), row.claim
+            assert "nan" not in row.measured.replace("nan-", "").lower().split(), (row.claim, row.measured)
+            assert isinstance(row.criterion, str) and row.criterion.strip() not in ("", "—"), row.claim
+        assert not (isinstance(row.measured, float) and math.isnan(row.measured)), row.claim
+
+
+def run_notebook(notebook: Path, tmp_path: Path, **parameters):
+    """Execute ``notebook`` with papermill, its results and figures under ``tmp_path``, progress bars off."""
+    return pm.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(notebook.parent),
+                               parameters={"results_dir": str(tmp_path / "results"),
+                                           "figures_dir": str(tmp_path / "figures"), "progress": False, **parameters},
+                               progress_bar=False, kernel_name="python3")
+
+
+def write_fewshot_images(root: Path, classes_per_split: int = 5, per_class: int = 4, seed: int = 0) -> None:
+    """Small noise JPEGs in the layouts of miniImageNet (csv + images/, Ravi & Larochelle) and CUB-200-2011
+    (images/<class>/, 4 × ``classes_per_split`` folders so Chen et al.'s split gives 2/1/1 parts)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+
+    def jpg(path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (84, 84, 3), dtype=np.uint8)).save(path)
+
+    mini = root / "miniImageNet"
+    for s, split in enumerate(("train", "val", "test")):
+        lines = ["filename,label"]
+        for c in range(classes_per_split):
+            wnid = f"n{s}{c:07d}"
+            for i in range(per_class):
+                jpg(mini / "images" / f"{wnid}{i:08d}.jpg")
+                lines.append(f"{wnid}{i:08d}.jpg,{wnid}")
+        (mini / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    for c in range(4 * classes_per_split):
+        for i in range(per_class):
+            jpg(root / "CUB_200_2011" / "images" / f"{c + 1:03d}.Bird_{c}" / f"Bird_{c}_{i}.jpg")
+
+
+def write_stl10(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) -> None:
+    """STL-10's labelled splits in torchvision's binary layout: ``stl10_binary/{train,test}_{X,y}.bin``."""
+    rng = np.random.default_rng(seed)
+    folder = root / "stl10_binary"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8).tofile(folder / f"{split}_X.bin")
+        (np.arange(n) % 10 + 1).astype(np.uint8).tofile(folder / f"{split}_y.bin")
+
+
+HIGHRES_NAMES = ("Aircraft", "Butterfly", "Pets", "Caltech256", "DTD", "Flowers", "PubFig")
+
+
+def write_highres_images(root: Path, names=HIGHRES_NAMES, per_class: int = 3, classes: int = 2, size: int = 12,
+                         seed: int = 0, pooled_per_class: int = 22) -> dict:
+    """Tiny noise images (``size`` high, ``size + 5`` wide) in the on-disk layouts that
+    :mod:`l2l_utils.tasks.datasets.highres` reads (torchvision's for Aircraft, Pets, DTD, Flowers and Caltech256).
+
+    Standard splits get ``per_class`` images per class in the first part and one more in each further part
+    (DTD/Flowers: train, val, test; Aircraft/Pets: trainval, test; Butterfly: train, test), so a wrong choice of
+    parts changes the counts. Caltech256 and PubFig get ``pooled_per_class`` images per class (Caltech256 also a
+    257.clutter folder and one greyscale image). Returns ``{name: {"train": n, "test": n}}`` as the paper's
+    splits should give them (Caltech256: 20 test and up to 60 train per class; PubFig: 20 test, rest train).
+    """
+    from PIL import Image
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+
+    def img(path: Path, mode: str = "RGB"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arr = rng.integers(0, 256, (size, size + 5, 3), dtype=np.uint8)
+        Image.fromarray(arr).convert(mode).save(path)
+
+    counts = {}
+    k = [per_class + i for i in range(3)]  # images per class in part 0, 1, 2
+    if "Aircraft" in names:
+        d = root / "fgvc-aircraft-2013b" / "data"
+        variants = [f"Boeing 7{c}7-200" for c in range(classes)]  # names with spaces, like "Boeing 737-200"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "variants.txt").write_text("\n".join(variants) + "\n")
+        n = 0
+        for part, per in (("trainval", k[0]), ("test", k[1])):
+            lines = []
+            for c, v in enumerate(variants):
+                for _ in range(per):
+                    img(d / "images" / f"{1000000 + n}.jpg")
+                    lines.append(f"{1000000 + n} {v}")
+                    n += 1
+            (d / f"images_variant_{part}.txt").write_text("\n".join(lines) + "\n")
+        counts["Aircraft"] = {"train": classes * k[0], "test": classes * k[1]}
+    if "Pets" in names:
+        d = root / "oxford-iiit-pet"
+        (d / "annotations").mkdir(parents=True, exist_ok=True)
+        n = 0
+        for part, per in (("trainval", k[0]), ("test", k[1])):
+            lines = []
+            for c in range(classes):
+                for _ in range(per):
+                    n += 1
+                    img(d / "images" / f"breed_{c}_{n}.jpg")
+                    lines.append(f"breed_{c}_{n} {c + 1} {c % 2 + 1} {c + 1}")
+            (d / "annotations" / f"{part}.txt").write_text("\n".join(lines) + "\n")
+        counts["Pets"] = {"train": classes * k[0], "test": classes * k[1]}
+    if "DTD" in names:
+        d = root / "dtd" / "dtd"
+        (d / "labels").mkdir(parents=True, exist_ok=True)
+        for part, per in zip(("train", "val", "test"), k):
+            lines = []
+            for c in range(classes):
+                for i in range(per):
+                    fname = f"texture{c}_{part}_{i:04d}.jpg"
+                    img(d / "images" / f"texture{c}" / fname)
+                    lines.append(f"texture{c}/{fname}")
+            (d / "labels" / f"{part}1.txt").write_text("\n".join(lines) + "\n")
+        counts["DTD"] = {"train": classes * (k[0] + k[1]), "test": classes * k[2]}
+    if "Flowers" in names:
+        d = root / "flowers-102"
+        labels, ids, n = [], {}, 0
+        for key, per in zip(("trnid", "valid", "tstid"), k):
+            ids[key] = []
+            for c in range(classes):
+                for _ in range(per):
+                    n += 1
+                    img(d / "jpg" / f"image_{n:05d}.jpg")
+                    labels.append(c + 1)
+                    ids[key].append(n)
+        savemat(d / "imagelabels.mat", {"labels": np.array([labels], dtype=np.uint8)})
+        savemat(d / "setid.mat", {key: np.array([v], dtype=np.uint16) for key, v in ids.items()})
+        counts["Flowers"] = {"train": classes * (k[0] + k[1]), "test": classes * k[2]}
+    if "Caltech256" in names:
+        d = root / "caltech256" / "256_ObjectCategories"
+        for c in range(classes):
+            for i in range(pooled_per_class):
+                img(d / f"{c + 1:03d}.object{c}" / f"{c + 1:03d}_{i + 1:04d}.jpg", "L" if c == i == 0 else "RGB")
+        for i in range(3):
+            img(d / "257.clutter" / f"257_{i + 1:04d}.jpg")
+        counts["Caltech256"] = {"train": classes * min(60, pooled_per_class - 20), "test": classes * 20}
+    if "Butterfly" in names:
+        for part, per in (("train", k[0]), ("test", k[1])):
+            for c in range(classes):
+                for i in range(per):
+                    img(root / "butterfly200" / part / f"{c:03d}.Species_{c}" / f"{part}_{i}.jpg")
+        counts["Butterfly"] = {"train": classes * k[0], "test": classes * k[1]}
+    if "PubFig" in names:
+        for c in range(classes):
+            for i in range(pooled_per_class):
+                ext = "png" if i % 2 else "jpg"
+                img(root / "pubfig83" / f"Person {c}" / f"{i:04d}.{ext}")
+        counts["PubFig"] = {"train": classes * (pooled_per_class - 20), "test": classes * 20}
+    return counts
+
+
+def check_fails_before_compute(notebook: Path, tmp_path: Path, parameters: dict, fragment: str) -> None:
+    """Running ``notebook`` with a bad parameter stops with a ParameterError naming it, before anything is written."""
+    with pytest.raises(pm.PapermillExecutionError) as error:
+        run_notebook(notebook, tmp_path, **parameters)
+    assert "ParameterError" in error.value.ename
+    assert fragment in error.value.evalue
+    assert not (tmp_path / "results").exists()  # nothing was computed or written

@@ -1,0 +1,91 @@
+"""Hand-designed baselines from torch.optim through the update-rule interface, and their learning-rate tuning
+(Andrychowicz et al. 2016 §3)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from l2l_utils.optimizers.baselines import BASELINES, make_baseline, run_baseline, tune_learning_rate
+from l2l_utils.optimizers.unroll import unroll
+from l2l_utils.optimizers.update_rules import TorchOptimizerRule
+from l2l_utils.tasks.problems import QuadraticTask
+
+
+def _quadratics(n=4, dim=3, seed=0):
+    return QuadraticTask(dim=dim, init_std=0.1).sample(n, torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------------------------------------ baseline tuning
+def test_tune_learning_rate_picks_lowest_mean_final_loss_and_rejects_divergence():
+    rates = [10.0, 1e-3, 3e-3, 1e-2, 3e-2]
+    steps = 25
+    best, table = tune_learning_rate("SGD", rates, lambda: _quadratics(), steps)
+
+    mine = {}
+    for lr in rates:
+        final = run_baseline("SGD", lr, _quadratics(), steps).final
+        mine[lr] = float(np.mean(final)) if np.all(np.isfinite(final)) else math.inf
+    assert math.isinf(mine[10.0])  # SGD with lr = 10 diverges on these quadratics
+    assert table.set_index("lr")["mean_final_loss"].to_dict() == pytest.approx(mine)
+    assert math.isinf(table.set_index("lr").loc[10.0, "mean_final_loss"])
+    assert best == min((v, lr) for lr, v in mine.items())[1]
+    assert best != 10.0
+
+
+def test_tune_learning_rate_never_picks_a_diverging_rate_even_if_first_or_last():
+    for rates in ([10.0, 1e-2], [1e-2, 10.0]):
+        best, table = tune_learning_rate("SGD", rates, lambda: _quadratics(), 25)
+        assert best == 1e-2
+
+
+def _single_run_trajectory(make_opt, W, y, theta0, steps):
+    """Plain torch.optim loop on one optimizee f(θ) = ||Wθ - y||², written independently."""
+    theta = theta0.detach().clone().requires_grad_()
+    opt = make_opt([theta])
+    losses = []
+    for t in range(steps + 1):
+        opt.zero_grad()
+        loss = ((W @ theta - y) ** 2).sum()
+        loss.backward()
+        losses.append(loss.item())
+        if t < steps:
+            opt.step()
+    return np.array(losses)
+
+
+REFERENCE_OPTIMIZERS = {
+    "ADAM": lambda p, lr: torch.optim.Adam(p, lr=lr, betas=(0.9, 0.999), eps=1e-8),
+    "RMSprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr, alpha=0.99, eps=1e-8),
+    "NAG": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, nesterov=True),
+    "SGD": lambda p, lr: torch.optim.SGD(p, lr=lr),
+}
+
+
+@pytest.mark.parametrize("name", ["ADAM", "RMSprop", "NAG", "SGD"])
+def test_batched_baseline_equals_running_each_optimizee_alone(name):
+    problem = _quadratics(n=3, dim=4, seed=1)
+    lr, steps = 0.01, 15
+    batched = run_baseline(name, lr, problem, steps).losses
+    assert batched.shape == (steps + 1, 3)
+    for i in range(3):
+        alone = _single_run_trajectory(lambda p: REFERENCE_OPTIMIZERS[name](p, lr), problem.W[i], problem.y[i],
+                                       problem.params0["theta"][i], steps)
+        np.testing.assert_allclose(batched[:, i], alone, rtol=2e-5, atol=1e-6)
+
+
+def test_nag_is_nesterov_momentum_0_9_and_differs_from_heavy_ball():
+    theta = torch.zeros(3, requires_grad=True)
+    defaults = make_baseline("NAG", 0.05)([theta]).defaults
+    assert defaults["momentum"] == 0.9 and defaults["nesterov"] is True and defaults["lr"] == 0.05
+    problem = _quadratics(n=2, dim=3, seed=2)
+    nag = run_baseline("NAG", 0.01, problem, 10).losses
+    heavy = unroll(TorchOptimizerRule(lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)), problem, 10).losses
+    assert not np.allclose(nag, heavy)
+
+
+def test_baseline_names_and_unknown_baseline():
+    assert {"SGD", "RMSprop", "ADAM", "NAG"} <= set(BASELINES)
+    with pytest.raises(ValueError, match="NAG"):
+        make_baseline("Adagrad", 0.1)

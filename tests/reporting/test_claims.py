@@ -1,0 +1,71 @@
+"""Claims table: columns, verdicts from :mod:`l2l_utils.reporting.verdicts`, the smoke label, markdown and the summary."""
+
+import pandas as pd
+import pytest
+
+from l2l_utils.reporting.claims import CLAIM_COLUMNS, VERDICTS, ClaimsTable, gather_claims, write_summary
+from l2l_utils.reporting.verdicts import Result
+
+
+def make_table(paper="L2L", profile="paper"):
+    table = ClaimsTable(paper, profile)
+    table.add("Fig. 2", "LSTM beats Adam | RMSprop on quadratics", 0.1, "mean final loss, lower",
+              Result("reproduced", "0.2 vs 0.3"))
+    table.not_run("Fig. 4 left", "generalises to 200 steps", None, "paper profile only")
+    return table
+
+
+def test_columns_and_rows():
+    frame = make_table().frame
+    assert list(frame.columns) == CLAIM_COLUMNS
+    assert list(frame["profile"]) == ["paper", "paper"]
+    assert list(frame["paper"]) == ["L2L", "L2L"]
+    assert list(frame["verdict"]) == ["reproduced", "not run: paper profile only"]
+    assert VERDICTS == ("reproduced", "partly", "inconclusive", "not reproduced", "not run", "smoke")
+
+
+def test_smoke_profile_never_says_reproduced():
+    table = make_table(profile="smoke (overridden: quad_epochs)")
+    assert list(table.frame["verdict"]) == ["smoke: pipeline ran", "not run: paper profile only"]
+    assert list(table.frame["measured"]) == ["0.2 vs 0.3", "—"]
+
+
+def test_bad_verdict_names_allowed_ones():
+    table = ClaimsTable("L2L", "paper")
+    with pytest.raises(ValueError, match="reproduced.*partly.*inconclusive.*not reproduced.*not run"):
+        table.add("Fig. 2", "x", 1, "c", Result("maybe", "2"))
+    table.add("Fig. 2", "x", 1, "c", Result("Not reproduced: loss diverged", "2"))
+    assert len(table.frame) == 1
+
+
+def test_markdown_escapes_pipes_and_rows_for_a_figure():
+    md = make_table().to_markdown().splitlines()
+    assert md[0] == "| " + " | ".join(CLAIM_COLUMNS) + " |"
+    assert md[1].count("---") == len(CLAIM_COLUMNS)
+    assert "LSTM beats Adam \\| RMSprop" in md[2]
+    assert len(md) == 4
+    assert all(line.startswith("| ") and line.endswith(" |") for line in md)
+    assert list(make_table().rows(["Fig. 2"])["claim"]) == ["Fig. 2"]
+
+
+def test_display_verdicts():
+    text = make_table().display_verdicts()
+    lines = text.splitlines()
+    assert lines[0].split() == ["claim", "verdict"]
+    assert lines[1].startswith("Fig. 2") and lines[1].endswith("reproduced")
+    assert "statement" not in text
+
+
+def test_save_gather_and_summary(tmp_path):
+    make_table("L2L").save(tmp_path / "a" / "claims.csv")
+    make_table("MTL2L", "smoke").save(tmp_path / "b" / "claims.csv")
+    frame = gather_claims([tmp_path / "a" / "claims.csv", tmp_path / "b" / "claims.csv",
+                           tmp_path / "missing" / "claims.csv"])
+    assert list(frame.columns) == CLAIM_COLUMNS
+    assert list(frame["paper"]) == ["L2L", "L2L", "MTL2L", "MTL2L"]
+    assert list(frame["profile"]) == ["paper", "paper", "smoke", "smoke"]
+    assert frame.loc[1, "paper_value"] == ""
+    csv_path, md_path = write_summary(frame, tmp_path / "out")
+    assert list(pd.read_csv(csv_path).columns) == CLAIM_COLUMNS
+    assert md_path.read_text().count("\n") == 6
+    assert gather_claims([]).columns.tolist() == CLAIM_COLUMNS
