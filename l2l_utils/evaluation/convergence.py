@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..optimizers.grid_search import GridResult, search_grid
 from ..optimizers.unroll import unroll
 
 
@@ -35,10 +36,19 @@ def run_to_convergence(rule, problem, tol: float, max_iters: int) -> tuple[int, 
 
 
 def tune_iterations(make_rule: Callable, learning_rates: Sequence[float], problems: list, tol: float,
-                    max_iters: int) -> tuple[float, dict]:
+                    max_iters: int, max_extensions: int = 0) -> tuple[float, dict]:
     """The learning rate with the fewest mean iterations to convergence over ``problems`` (tuning problems);
-    ``make_rule(lr)`` builds the update rule, e.g. ``lambda lr: TorchOptimizerRule(make_baseline("SGD", lr))``."""
-    scores = {lr: float(np.mean([run_to_convergence(make_rule(lr), p, tol, max_iters)[0] for p in problems]))
-              for lr in learning_rates}
-    best = min(scores, key=scores.get)
-    return best, scores
+    ``make_rule(lr)`` builds the update rule, e.g. ``lambda lr: TorchOptimizerRule(make_baseline("SGD", lr))``.
+    With ``max_extensions`` > 0 a best rate at the edge of the grid extends it
+    (:func:`~l2l_utils.optimizers.grid_search.search_grid`); :func:`tune_iterations_on_grid` also says whether the
+    best rate is still at the edge."""
+    result = tune_iterations_on_grid(make_rule, learning_rates, problems, tol, max_iters, max_extensions)
+    return result.best, result.scores
+
+
+def tune_iterations_on_grid(make_rule: Callable, learning_rates: Sequence[float], problems: list, tol: float,
+                            max_iters: int, max_extensions: int = 3) -> GridResult:
+    """:func:`tune_iterations` as a :class:`~l2l_utils.optimizers.grid_search.GridResult`."""
+    def mean_iterations(lr):
+        return float(np.mean([run_to_convergence(make_rule(lr), p, tol, max_iters)[0] for p in problems]))
+    return search_grid(mean_iterations, learning_rates, max_extensions)

@@ -175,18 +175,23 @@ def mirror_hypergradient(estimator: str, mirror: KroneckerMirrorMap, problem, st
     return Hypergradient(objective, grads, theta_T, losses, False)
 
 
-def objective_on(mirror: KroneckerMirrorMap, problems: list, starts: list, steps: int, lr: float, k: float,
-                 gamma: float) -> float:
-    """Mean E over ``problems``, each replayed from its minibatch-stream state in ``starts`` (NaN if one diverges)."""
+def objectives_on(mirror: KroneckerMirrorMap, problems: list, starts: list, steps: int, lr: float, k: float,
+                  gamma: float) -> np.ndarray:
+    """E of each of ``problems`` (one value per problem: the units of a comparison), each replayed from its
+    minibatch-stream state in ``starts``; NaN where the inner loop diverged."""
     values = []
     for problem, state in zip(problems, starts):
         _restore(problem, state)
         theta_T, _, diverged, _ = inner_loop(mirror, problem, steps, lr)
-        if diverged:
-            return float("nan")
         with torch.no_grad():
-            values.append(float(mirror.meta_objective(theta_T, problem.params0, k, gamma)))
-    return float(np.mean(values))
+            values.append(float("nan") if diverged else float(mirror.meta_objective(theta_T, problem.params0, k, gamma)))
+    return np.asarray(values)
+
+
+def objective_on(mirror: KroneckerMirrorMap, problems: list, starts: list, steps: int, lr: float, k: float,
+                 gamma: float) -> float:
+    """Mean E over ``problems`` (:func:`objectives_on`; NaN if one diverges)."""
+    return float(np.mean(objectives_on(mirror, problems, starts, steps, lr, k, gamma)))
 
 
 def _objective_after_step(mirror, direction: dict, length: float, problems, starts, steps, lr, k, gamma) -> float:

@@ -21,7 +21,7 @@ import torch
 from ..storage.results import Checkpointer
 from ..tasks.problems import DiagonalQuadratics
 from .hypergradients import (DEFAULT_ESTIMATOR, ESTIMATORS, forward_mode_hypergradient, mirror_descent_quadratics,
-                             mirror_hypergradient, objective_on)
+                             mirror_hypergradient, objective_on, objectives_on)
 from .meta_train import Estimate, meta_train
 
 
@@ -44,6 +44,12 @@ class MetaMDConfig:
 def validation_objective(mirror, problems: list, states: list, cfg: MetaMDConfig) -> float:
     """Mean E over fixed validation problems, each replayed from its stored minibatch-stream state."""
     return objective_on(mirror, problems, states, cfg.inner_steps, cfg.inner_lr, cfg.k_lambda, cfg.gamma)
+
+
+def validation_objectives(mirror, problems: list, states: list, cfg: MetaMDConfig) -> np.ndarray:
+    """E of each fixed validation problem (NaN where it diverged): the units that decide whether a learned M beats
+    another, e.g. the identity (SGD)."""
+    return objectives_on(mirror, problems, states, cfg.inner_steps, cfg.inner_lr, cfg.k_lambda, cfg.gamma)
 
 
 def fixed_problems(tasks: list, per_task: int, runs: int, seed: int) -> tuple[list, list]:

@@ -86,6 +86,15 @@ class ClaimsTable:
         """The claims as a DataFrame with columns ``CLAIM_COLUMNS``."""
         return pd.DataFrame(self._rows, columns=CLAIM_COLUMNS)
 
+    def counts(self) -> str:
+        """One line counting the verdicts by kind, e.g. "12 claims: 3 reproduced · 1 partly · 2 inconclusive ·
+        1 not reproduced · 5 not run" (at the smoke profile, "smoke: pipeline ran" is counted as such)."""
+        kinds = [Result(v, "").kind for v in self.frame["verdict"]]
+        order = [v for v in VERDICTS if v != "smoke"] + (["smoke"] if self.is_smoke else [])
+        label = {"smoke": "smoke: pipeline ran"}
+        parts = [f"{kinds.count(kind)} {label.get(kind, kind)}" for kind in order]
+        return f"{len(kinds)} claims: " + " · ".join(parts)
+
     def to_markdown(self) -> str:
         """GitHub-style pipe table."""
         return frame_to_markdown(self.frame)

@@ -241,3 +241,15 @@ def smoke(result: Result) -> Result:
     if result.kind == "not run":
         return result
     return Result("smoke: pipeline ran", result.measured)
+
+
+def short_of_horizon(result: Result, judged_at: int, paper_horizon: int, what: str = "steps") -> Result:
+    """A claim the paper makes at ``paper_horizon`` judged at ``judged_at`` < ``paper_horizon``: a success there is at
+    most "partly" (it may not last to the paper's horizon); the row states both horizons either way."""
+    note = f"judged at {judged_at:,} {what}; the paper's claim is about {paper_horizon:,}"
+    if judged_at >= paper_horizon:
+        return result
+    if result.kind == "reproduced":
+        return Result(f"partly: holds at {judged_at:,} of the paper's {paper_horizon:,} {what}",
+                      f"{result.measured} ({note})")
+    return Result(result.verdict, f"{result.measured} ({note})")

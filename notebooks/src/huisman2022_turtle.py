@@ -21,7 +21,7 @@
 # 20 pre-training and 25 test steps for the transfer baselines). `paper` uses the paper's settings and is
 # meant for a GPU. Sizes can be overridden: `papermill ... -p profile paper -y "overrides: {runs: 5}"`.
 #
-# **Where the paper is silent** (values are ours unless marked; all in `l2l_utils/profiles.py`):
+# **Where the paper is silent** (values are ours unless marked; all in `l2l_utils/harness/profiles/huisman2022.py`):
 # the sine query-set size (50 points); the T values of Fig. 4 (those of Fig. 3: 1, 5, 10); the depths on Fig. 3's
 # axis (1–7) and its number of runs (5); how TURTLE's moving average starts for gradients (h⁽⁰⁾ = ∇⁽⁰⁾) and how its
 # learning rates α start (U[0, 1)) — both as the authors' public code does; the number of training tasks on images
@@ -827,6 +827,7 @@ plt.show()
 
 # %%
 claims.save(results_dir / "claims.csv")
+print(claims.counts())
 display(Markdown(claims.to_markdown()))
 print(f"took {time.perf_counter() - started:.1f} s")
 

@@ -94,6 +94,7 @@ from l2l_utils.learned_optimizers.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimi
 from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, TruncatedBPTT, meta_train_cached, meta_train_key
 from l2l_utils.optimizers.baselines import baseline_rule
 from l2l_utils.optimizers.update_rules import Context
+from l2l_utils.reporting.learning_gate import CHANCE_10_CLASSES, gate, gated
 from l2l_utils.reporting.plotting import profile_title, save_figure
 from l2l_utils.reporting.published_curves import (BASELINE_DIVISOR, NEURAL_DIVISOR, implied_divisors, read_curves,
                                                   to_mean_nll, verify)
@@ -370,6 +371,11 @@ claims.show(*(f"{c} — authors' curves" for c, _ in [*S1_CLAIMS.values(), *S2_C
 # 1,000 steps (the same initialisations and minibatches for every method), the test loss is measured on the whole
 # test split every 10 steps. KMNIST has only its test split here: a seeded half trains (meta-training and the
 # learners' minibatches), the other half tests — a labelled difference from the paper's 60,000/10,000 split.
+#
+# **Did it learn?** Every meta-trained optimiser is run beside the same network before meta-training on test learners
+# of its training task for the meta-training horizon; it must have lowered the meta-loss (mean loss over the
+# horizon) and end at least 10% below the loss at θ0, both decided over the runs (paired). A claim row comparing an
+# optimiser that failed is "inconclusive: <name> did not learn" (`l2l_utils.reporting.learning_gate`).
 # **Extra (not in the paper):** the three baselines with their learning rate tuned on separate learners (best mean
 # final training loss over `tune_grid`), to show what the untuned comparison leaves out.
 
@@ -439,15 +445,24 @@ def setting_of(kind, domains, momentum=0.0):
             "perturbation": cfg.perturbation}
 
 
+GATES = {}  # "did it learn?" of every meta-trained optimiser, by its name (e.g. "lstm-MNIST")
+
+
 def meta_trained(kind, task, domains, trajectories, momentum=0.0):
-    """The optimiser meta-trained on `task` (cached by its full setting), in evaluation mode, and its key."""
-    rule = new_lstm() if kind == "LSTM" else new_mtl2l(momentum)
+    """The optimiser meta-trained on `task` (cached by its full setting), in evaluation mode, and its key; its
+    "did it learn?" gate (against the same network before meta-training, on test learners of `task` for the
+    meta-training horizon) goes into GATES."""
+    make = (lambda: new_lstm()) if kind == "LSTM" else (lambda: new_mtl2l(momentum))
+    rule = make()
     name, setting, meta = f"{kind.lower()}-{'+'.join(domains)}", setting_of(kind, domains, momentum), meta_config(
         trajectories)
     history, reused = meta_train_cached(rule, task, meta, results_dir, name, setting, progress)
     rule.eval()
+    GATES[name] = gate(kind, rule, make().eval(), problems(task, cfg.test_runs, TEST_SEED), cfg.train_steps,
+                       chance=CHANCE_10_CLASSES)
     print(f"{kind} meta-trained on {' + '.join(domains)}: {trajectories} learners × {cfg.train_steps} steps, "
-          f"Ξ = {cfg.unroll}; reused: {reused}; final validation loss {history['val_final_loss'].iloc[-1]:.3f}")
+          f"Ξ = {cfg.unroll}; reused: {reused}; final validation loss {history['val_final_loss'].iloc[-1]:.3f}; "
+          f"did it learn? {GATES[name].verdict}")
     return rule, meta_train_key(results_dir, name, meta, setting)
 
 
@@ -520,7 +535,8 @@ for key, check, criterion_text in (("faster", lambda s: neural_beat_hand(s, "mea
     if not s1_scores:
         claims.not_run(claim, statement, "qualitative (plot)", "no scenario-1 dataset available")
         continue
-    result = across({d: check(s) for d, s in s1_scores.items()})
+    result = across({d: gated(check(s), {"LSTM": GATES[f"lstm-{d}"], "MTL2L": GATES[f"mtl2l-{d}"]})
+                     for d, s in s1_scores.items()})
     if missing and result.kind == "reproduced":
         result = Result(f"inconclusive: not measured on {', '.join(missing)}", result.measured)
     claims.add(claim, statement, "qualitative (plot)", criterion_text, result)
@@ -595,7 +611,8 @@ for key, (claim, statement) in S2_CLAIMS.items():
             result = all_of({"MTL2L converges": converges(s, "MTL2L"),
                              "MTL2L below the LSTM": mtl2l_beats_lstm(s, "final", True, "runs")})
             text = "MTL2L's final test NLL below its start and below the LSTM's, per run (paired)"
-        claims.add(row, statement, "qualitative (plot)", text, result)
+        claims.add(row, statement, "qualitative (plot)", text,
+                   gated(result, {"LSTM": GATES["lstm-KMNIST"], "MTL2L": GATES["mtl2l-FashionMNIST+KMNIST"]}))
 claims.show(*(f"{c} — {label}" for c, _ in S2_CLAIMS.values()
               for label in ("modified CIFAR-10 (the paper's)", "MNIST (substitute)")))
 
@@ -607,6 +624,7 @@ claims.show(*(f"{c} — {label}" for c, _ in S2_CLAIMS.values()
 
 # %%
 claims.save(results_dir / "claims.csv")
+print(claims.counts())
 display(Markdown(claims.to_markdown()))
 print(f"took {time.perf_counter() - started:.1f} s")
 

@@ -35,7 +35,7 @@
 # steps, one held-out domain and dataset, 40 test steps, a 784-32-16-10 MLP, one-point grids): its figures say "smoke profile" and its numbers are not
 # evidence for or against the paper. `paper` uses the paper's settings where it gives them; meant for a GPU.
 #
-# **Where the paper is silent** (ours; all in `l2l_utils/profiles.py`): k and γ of Eq. 8 (0.01 each), the number of
+# **Where the paper is silent** (ours; all in `l2l_utils/harness/profiles/metamd.py`): k and γ of Eq. 8 (0.01 each), the number of
 # meta-iterations (100), Adam as "SGD or similar" with learning rate 0.001 (section 1b: 0.01 raises E), the
 # hypergradient (section 1b: the exact one, by reverse mode through the inner loop), the initial factors (‖a‖ ≈ ‖b‖ ≈ 0.1, so
 # M ≈ I and MetaMD starts near SGD), the mirror-descent step size η (0.1 for networks, 0.05 on the quadratics; on
@@ -90,7 +90,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from l2l_utils.evaluation.convergence import run_to_convergence, tune_iterations
+from l2l_utils.evaluation.convergence import run_to_convergence, tune_iterations_on_grid
 from l2l_utils.evaluation.landscape import feature_spectrum, loss_along, penultimate_features, top_hessian_eigenpair
 from l2l_utils.evaluation.meta_test import evaluate_rule, grid_search, mean_std, split_data, train_runs
 from l2l_utils.harness.notebook_setup import start_notebook
@@ -102,7 +102,8 @@ from l2l_utils.meta_training.hypergradients import (ESTIMATORS, compare_estimato
                                                     forward_mode_hypergradient, inner_loop, neumann_inverse_hvp,
                                                     unrolled_hypergradient)
 from l2l_utils.meta_training.mirror_map_training import (MetaMDConfig, QuadraticMetaConfig, fixed_problems,
-                                                         meta_train_diagonal, meta_train_mirror, validation_objective)
+                                                         meta_train_diagonal, meta_train_mirror,
+                                                         validation_objectives)
 from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, meta_train_cached, meta_train_key
 from l2l_utils.optimizers.baselines import baseline_rule
 from l2l_utils.reporting.plotting import profile_title, save_figure
@@ -422,7 +423,9 @@ for q0 in cfg.quad_q0_means:
         makers[name] = ((lambda lr, name=name: baseline_rule(name, lr)), grid)
     lrs = {}
     for name, (make_rule, grid) in makers.items():
-        lrs[name], _ = tune_iterations(make_rule, grid, tuning, cfg.quad_tol, cfg.quad_max_iters)
+        tuned = tune_iterations_on_grid(make_rule, grid, tuning, cfg.quad_tol, cfg.quad_max_iters,
+                                        cfg.quad_grid_extensions)
+        lrs[name] = tuned.best
         label = "Adam" if name == "ADAM" else name
         for i, test in enumerate(tests):  # the same test problems for every optimiser (paired)
             iters, path = run_to_convergence(make_rule(lrs[name]), test, cfg.quad_tol, cfg.quad_max_iters)
@@ -430,11 +433,12 @@ for q0 in cfg.quad_q0_means:
                 quad_paths[(q0, label)] = (path, test)
             quad_rows.append({"Q00 mean": q0, "optimizer": label, "problem": i, "lr": lrs[name],
                               "iterations": iters if iters <= cfg.quad_max_iters else np.nan,
-                              "paper": paper_iters.get(q0, {}).get(label), "m": m.tolist() if name == "MetaMD" else None})
+                              "paper": paper_iters.get(q0, {}).get(label), "m": m.tolist() if name == "MetaMD" else None,
+                              "tuning": tuned.note()})
 quad = pd.DataFrame(quad_rows)
 store.save("fig1-quadratics", quad.drop(columns="m"), {"profile": profile, "seed": seed})
 quad_summary = quad.groupby(["Q00 mean", "optimizer"]).agg(
-    lr=("lr", "first"), median_iterations=("iterations", "median"), not_converged=("iterations", lambda v: int(v.isna().sum())),
+    lr=("lr", "first"), tuning=("tuning", "first"), median_iterations=("iterations", "median"), not_converged=("iterations", lambda v: int(v.isna().sum())),
     paper=("paper", "first")).reset_index()
 for q0, group in quad_summary.groupby("Q00 mean"):
     base = group.set_index("optimizer")
@@ -454,10 +458,13 @@ for row, q0 in enumerate(cfg.quad_q0_means):
         grid = torch.tensor(np.stack([xs.ravel(), ys.ravel()], 1))
         zs = (test.q * grid**2).sum(1) - (test.b * grid).sum(1)
         ax.contour(xs, ys, zs.reshape(xs.shape).numpy(), levels=20, cmap="Greys", linewidths=0.6)
-        ax.plot(path[:, 0], path[:, 1], "-", color="tab:blue", linewidth=1)
+        iters = quad[(quad["Q00 mean"] == q0) & (quad["optimizer"] == name) & (quad["problem"] == 0)]["iterations"].iloc[0]
+        if np.isfinite(path).all() and np.abs(path).max() < 1e3:
+            ax.plot(path[:, 0], path[:, 1], "-", color="tab:blue", linewidth=1)
+        else:  # a diverged run is reported, not drawn as a path
+            ax.text(0.5, 0.5, "diverged", transform=ax.transAxes, ha="center", color="tab:red")
         ax.plot(*path[0], "o", color="tab:green")
         ax.plot(*star, "o", color="tab:orange")
-        iters = quad[(quad["Q00 mean"] == q0) & (quad["optimizer"] == name) & (quad["problem"] == 0)]["iterations"].iloc[0]
         ax.set_title(f"{name}: {'no conv.' if np.isnan(iters) else int(iters)} it. (Q00 mean {q0})", fontsize=9)
 fig.suptitle(profile_title("Fig. 1: trajectories on 2-D quadratics", profile, run_note))
 fig.tight_layout()
@@ -470,8 +477,16 @@ def fig1_setting(group):
     (median over the test problems, paired; a run that did not converge counts as a failure)."""
     iterations = {name: g.sort_values("problem")["iterations"].to_numpy(dtype=float) for name, g in group.groupby("optimizer")}
     missed = {name: int(np.isnan(v).sum()) for name, v in iterations.items()}
-    return all_of({"all converge": holds(not any(missed.values()), "not converged: " + ", ".join(
-                       f"{n} {k}/{len(iterations[n])}" for n, k in missed.items())),
+    tuning = group.groupby("optimizer")["tuning"].first()
+    converged = holds(not any(missed.values()), "not converged: " + ", ".join(
+        f"{n} {k}/{len(iterations[n])} ({tuning[n]})" for n, k in missed.items()))
+    baselines_only = [n for n, k in missed.items() if k] and not missed["MetaMD"]
+    if converged.kind == "not reproduced" and baselines_only:
+        # a baseline whose tuned rate fails on test problems its tuning never saw: our protocol, not the paper's claim
+        converged = Result("inconclusive: " + ", ".join(n for n, k in missed.items() if k) + " did not converge on "
+                           f"test problems its {cfg.quad_tune_problems} tuning problems did not cover (tuning "
+                           "protocol)", converged.measured)
+    return all_of({"all converge": converged,
                    "MetaMD fastest": better_than_all(iterations, "MetaMD", ["SGD", "SGD-M", "Adam"], statistic="median",
                                                      paired=True, unit="test problems", seed=seed)})
 
@@ -885,23 +900,26 @@ if rotated is not None:
     _problems, _states = fixed_problems(first_tasks, cfg.val_problems_per_task, cfg.runs_per_task, seed + 7_919)
     mcfg_view = MetaMDConfig(inner_steps=cfg.rotated_inner_steps, inner_lr=cfg.inner_lr, k_lambda=cfg.k_lambda,
                              gamma=cfg.gamma)
-    e_identity = validation_objective(identity, _problems, _states, mcfg_view)
+    e_identity_each = validation_objectives(identity, _problems, _states, mcfg_view)  # one E per validation problem
+    e_identity = float(np.mean(e_identity_each))
     entries = [(cfg.hypergradient, rot_scores[(rot_scores["heldout"] == str(held))
-                                              & (rot_scores["optimizer"] == "MetaMD")], rot_learned[held][3])]
+                                              & (rot_scores["optimizer"] == "MetaMD")], rot_learned[held][3],
+                rot_learned[held][0])]
     for estimator in [e for e in cfg.hypergradient_ablation if e != cfg.hypergradient]:
         _, scores, learned = leave_one_out("rotated", rotated, held, make_mlp, cfg.rotated_inner_steps, ["MetaMD"],
                                            estimator, run_tag=f"rotated-{estimator}")
-        entries.append((estimator, scores, learned[3]))
-    for estimator, scores, history in entries:
+        entries.append((estimator, scores, learned[3], learned[0]))
+    for estimator, scores, history, learned_mirror in entries:
         val = history["val_meta_objective"].to_numpy()
         sign_rows.append({"hypergradient": estimator, "E_val_start": float(val[0]), "E_val_end": float(val[-1]),
+                          "E_val_each": validation_objectives(learned_mirror, _problems, _states, mcfg_view),
                           "E_val_at_I": e_identity, "frobenius_M_minus_I_end": float(history["frobenius_M_minus_I"].iloc[-1]),
                           "test_accuracy": float(scores["test_accuracy"].mean()), "auc": float(scores["auc"].mean()),
                           "eta": float(scores["lr"].iloc[0]), "history": history})
     sign_table = pd.DataFrame(sign_rows).set_index("hypergradient")
-    store.save("hypergradient-ablation", sign_table.drop(columns="history").reset_index(),
+    store.save("hypergradient-ablation", sign_table.drop(columns=["history", "E_val_each"]).reset_index(),
                {"profile": profile, "seed": seed})
-    display(sign_table.drop(columns="history").round(4))
+    display(sign_table.drop(columns=["history", "E_val_each"]).round(4))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for row in sign_rows:
         axes[0].plot(row["history"]["meta_step"], row["history"]["val_meta_objective"], marker=".",
@@ -917,13 +935,17 @@ if rotated is not None:
     save_figure(fig, figures_dir, "hypergradient_ablation")
     plt.show()
     default = sign_rows[0]
+    versus_identity = better(default["E_val_each"], e_identity_each, ("E(learned M)", "E(I)"), paired=True,
+                             unit="validation problems")
+    ablation = "; ".join(f"{r['hypergradient']}: E {r['E_val_start']:.4g} → {r['E_val_end']:.4g} (E at M = I "
+                         f"{r['E_val_at_I']:.4g}), ‖M − I‖_F {r['frobenius_M_minus_I_end']:.3g}, test accuracy "
+                         f"{100 * r['test_accuracy']:.2f}%, AUC {r['auc']:.3g}" for r in sign_rows)
     claims.add("Algorithm 1 (meta-objective)", "Algorithm 1 lowers the meta-objective (Eq. 8) and gives a MetaMD that "
-               "trains well", "implied", f"E on fixed validation problems at the last meta-step below its start, with "
-               f"the default hypergradient ({cfg.hypergradient}); the ablation's estimators are reported",
-               holds(default["E_val_end"] < default["E_val_start"],
-                     "; ".join(f"{r['hypergradient']}: E {r['E_val_start']:.4g} → {r['E_val_end']:.4g} (E at M = I "
-                               f"{r['E_val_at_I']:.4g}), ‖M − I‖_F {r['frobenius_M_minus_I_end']:.3g}, test accuracy "
-                               f"{100 * r['test_accuracy']:.2f}%, AUC {r['auc']:.3g}" for r in sign_rows)))
+               "trains well", "implied", f"the learned M (default hypergradient, {cfg.hypergradient}) has a lower E "
+               f"than M = I (SGD, the floor of a converged inner problem) on the same fixed validation problems "
+               f"(paired over {len(_problems)} problems): merely decreasing from its start is not enough; the "
+               "ablation's estimators are reported",
+               Result(versus_identity.verdict, f"{versus_identity.measured}; {ablation}"))
 else:
     claims.not_run("Algorithm 1 (meta-objective)", "Algorithm 1 lowers the meta-objective", "implied", rotated_why)
 claims.show("Algorithm 1 (meta-objective)")
@@ -932,7 +954,7 @@ claims.show("Algorithm 1 (meta-objective)")
 # ## 9. High-resolution datasets with ResNet-18 (§5.2, App. A.9–A.11, A.14)
 #
 # Meta-train: Aircraft, Butterfly-200, Pets; meta-test: Caltech-256, DTD, Flowers-102, PubFig83, all resized to
-# 224×224 (`l2l_utils/highres_datasets.py` gives each dataset's split and how it compares with the paper's Table 4).
+# 224×224 (`l2l_utils/tasks/datasets/highres.py` gives each dataset's split and how it compares with the paper's Table 4).
 # Each MetaMD meta-training task is a ResNet-18 trained from scratch on 20 classes drawn at random from one meta-train
 # dataset (§5.2); Meta-SGD is meta-trained on the same tasks. At meta-test, ResNet-18 is trained on each meta-test
 # dataset with all its classes: the grid of App. A.9 (learning rates 0.1, 0.01, 0.001, 0.0001 × weight decays 0.001,
@@ -1237,6 +1259,7 @@ claims.show("Theorem 4.1")
 claims.not_run("Table 7", "Per-iteration wall clock of MetaMD is about 11% above SGD-M on ResNet-18 at 224×224",
         "131.12 vs 118.21 ms", "a timing, measured by benchmarks/bench_metamd.py (see its README), not in this notebook")
 claims.save(results_dir / "claims.csv")
+print(claims.counts())
 display(Markdown(claims.to_markdown()))
 print(f"took {time.perf_counter() - started:.1f} s")
 

@@ -69,3 +69,15 @@ def test_save_gather_and_summary(tmp_path):
     assert list(pd.read_csv(csv_path).columns) == CLAIM_COLUMNS
     assert md_path.read_text().count("\n") == 6
     assert gather_claims([]).columns.tolist() == CLAIM_COLUMNS
+
+
+def test_the_counts_line_counts_every_kind_of_verdict():
+    table = ClaimsTable("p", "paper")
+    for i, verdict in enumerate(["reproduced", "reproduced", "partly: holds in 1 of 2 settings", "inconclusive",
+                                 "not reproduced", "not run: data missing", "not run: no GPU"]):
+        table.add(f"c{i}", "s", "", "criterion", Result(verdict, "m"))
+    assert table.counts() == "7 claims: 2 reproduced · 1 partly · 1 inconclusive · 1 not reproduced · 2 not run"
+    smoke = ClaimsTable("p", "smoke")
+    smoke.add("c", "s", "", "criterion", Result("reproduced", "m"))
+    smoke.not_run("d", "s", "", "data missing")
+    assert smoke.counts().endswith("0 not reproduced · 1 not run · 1 smoke: pipeline ran")

@@ -154,3 +154,14 @@ def test_bootstrap_ci_counts_diverged_runs_and_mean_std_is_the_sample_std():
     s = mean_std(pd.DataFrame({"test_accuracy": [0.9, 0.8, 0.7]}))
     assert s["mean"] == pytest.approx(0.8) and s["std"] == pytest.approx(0.1)  # ddof = 1
     assert np.isnan(mean_std(pd.DataFrame({"test_accuracy": [0.9, np.nan]}))["mean"])
+
+
+def test_a_claim_judged_short_of_the_papers_horizon_is_at_most_partly():
+    win = V.Result("reproduced", "m")
+    short = V.short_of_horizon(win, 2_000, 10_000)
+    assert short.kind == "partly" and "2,000 of the paper's 10,000 steps" in short.verdict
+    assert "10,000" in short.measured
+    assert V.short_of_horizon(win, 10_000, 10_000) == win
+    loss = V.short_of_horizon(V.Result("not reproduced", "m"), 2_000, 10_000)
+    assert loss.kind == "not reproduced" and "judged at 2,000 steps" in loss.measured
+    assert V.short_of_horizon(V.Result("inconclusive", "m"), 300, 10_000).kind == "inconclusive"

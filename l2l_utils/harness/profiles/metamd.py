@@ -8,6 +8,8 @@ PAPER = {
     "quad_tol": 1e-6, "quad_max_iters": 100_000, "quad_tune_problems": 5, "quad_test_problems": 20,
     "quad_sgd_lrs": [0.001, 0.003, 0.01, 0.03, 0.05, 0.07], "quad_adam_lrs": [0.01, 0.03, 0.1, 0.3, 1.0],
     "quad_md_lrs": [0.01, 0.02, 0.03, 0.04, 0.05],
+    # a tuned rate at the edge of its grid extends the grid by up to this many rates (ours; 0 = only mark the edge)
+    "quad_grid_extensions": 3,
     # Eq. 8 and Algorithm 1-2 (k, γ, meta learning rate, number of meta-steps, init: ours; J = 20 from App. A.12);
     # the hypergradient estimator and the meta learning rate are chosen by the notebook's section 1b
     "k_lambda": 0.01, "gamma": 0.01, "neumann_terms": 20, "meta_lr": 1e-3, "meta_steps": 100,
