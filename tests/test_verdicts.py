@@ -139,18 +139,3 @@ def test_in_share_of_settings():
     assert V.in_share_of({"a": R, "b": N}, 0.5).verdict == "reproduced"
     assert V.in_share_of({"a": N, "b": N, "c": R}, 0.5).verdict == "not reproduced"
     assert V.in_share_of({"a": N, "b": I, "c": R}, 0.5).verdict == "inconclusive"
-
-
-def test_bootstrap_ci_counts_diverged_runs_and_mean_std_is_the_sample_std():
-    import pandas as pd
-
-    from l2l_utils.confidence import bootstrap_ci
-    from l2l_utils.meta_test import mean_std
-
-    est, low, high = bootstrap_ci([1.0, 2.0, 3.0, np.nan], "median")
-    assert est == 2.5 and high == np.inf  # the NaN run is a failure (+inf), not dropped
-    assert bootstrap_ci([1.0, np.nan, np.nan], "median")[0] == np.inf
-    assert bootstrap_ci([0.5, 0.7], "median", failure=-np.inf)[0] == 0.6
-    s = mean_std(pd.DataFrame({"test_accuracy": [0.9, 0.8, 0.7]}))
-    assert s["mean"] == pytest.approx(0.8) and s["std"] == pytest.approx(0.1)  # ddof = 1
-    assert np.isnan(mean_std(pd.DataFrame({"test_accuracy": [0.9, np.nan]}))["mean"])
