@@ -9,6 +9,17 @@ so the intervals here are the classical ones whose coverage holds at every n:
   P(Binomial(n, ½) ≤ k − 1) ≤ (1 − confidence)/2. At 95% it needs n ≥ 6 runs; with fewer the interval is
   unbounded, (−inf, inf) — honest: 5 runs or fewer cannot bound a median at 95% without assumptions. At n = 6-8
   it is the whole range of the runs.
+
+Simulated coverage of the true value (1,000 samples per cell; mean: normal runs, sd 0.3; median: log-normal runs,
+CV 30%)::
+
+                      n =     2      3      5     10     20
+    mean    bootstrap       0.51   0.74   0.84   0.91   0.92
+            t interval      0.96   0.94   0.94   0.96   0.95
+    median  bootstrap       0.49   0.73   0.94   0.94   0.93
+            order stats     1      1      1      0.98   0.95
+
+(1 at n ≤ 5: the unbounded interval.) ``tests/test_confidence.py`` checks each side's miss rate ≤ 2.5% (+ 3 sd).
 """
 
 from __future__ import annotations
