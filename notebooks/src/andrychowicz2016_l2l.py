@@ -34,7 +34,9 @@
 # **How claims are judged.** Every comparison is over independent test problems (the same problems for every
 # optimizer: paired), each scored by its mean loss over the last `score_window` steps so one minibatch does not
 # decide; a diverged run counts as a failure. The verdict functions of `l2l_utils.reporting.verdicts` give "reproduced" or "not
-# reproduced" only when the 95% bootstrap interval excludes the threshold, else "inconclusive". Each figure's claim
+# reproduced" only when the 95% interval (Student/Welch t or Fieller for means, an exact sign-test or
+# Hodges–Lehmann interval for medians, valid at every n) excludes the threshold, else "inconclusive"; a comparison
+# of fewer than 6 independent units is "inconclusive" whatever it shows (`MIN_UNITS`). Each figure's claim
 # rows are shown right below it; at the `smoke` profile they read "smoke: pipeline ran".
 #
 # **Where the paper and DeepMind's public code differ**, we follow the paper: the code preprocesses gradients
@@ -106,7 +108,7 @@ def beats(frame, step, method, others, margin=0.0):
 def criterion(step, margin=0.0, names="every baseline"):
     window = f"mean loss over steps {step - cfg.score_window + 1}-{step}" if cfg.score_window > 1 else f"loss at step {step}"
     gain = f" by at least {margin:.0%}" if margin else ""
-    return f"{window} per test problem; LSTM below {names}{gain} (mean over problems, paired, 95% bootstrap)"
+    return f"{window} per test problem; LSTM below {names}{gain} (mean over problems, paired, 95% interval)"
 
 
 def with_searched_meta_lr(make_optimizer, task, meta_cfg, name, setting):
@@ -618,7 +620,7 @@ claims.show(*appendix_claims)
 # %% [markdown]
 # ## 8. Claims table
 # One row per claim of §3.1–3.3 and Appendix B, as judged in the sections above: the criterion, the measurement with
-# its 95% bootstrap interval over test problems, and the verdict of a tested function (`l2l_utils.reporting.verdicts`). At the
+# its 95% interval over test problems, and the verdict of a tested function (`l2l_utils.reporting.verdicts`). At the
 # `smoke` profile every verdict reads "smoke: pipeline ran".
 
 # %%

@@ -77,7 +77,7 @@ from l2l_utils.learned_optimizers.meta_learners import (MAML, EpisodicMetaLearne
                                                         theorem1_parameters, turtle_inputs)
 from l2l_utils.meta_training.episodic_training import (EpisodicConfig, EpisodicQueryLoss, evaluate, fixed_episodes,
                                                        train_and_test)
-from l2l_utils.reporting.confidence import bootstrap_ci
+from l2l_utils.reporting.confidence import confidence_interval
 from l2l_utils.reporting.plotting import profile_title, save_figure
 from l2l_utils.reporting.verdicts import (Result, across, all_of, better, better_than_all, in_share_of, similar,
                                           sweep_too_narrow, within_tolerance)
@@ -113,9 +113,9 @@ def run_seed(r):
 
 
 def summarise(values, statistic="median", failure=np.inf):
-    """The statistic over runs and its 95% bootstrap interval; a diverged run counts (as ``failure``: +inf for a
+    """The statistic over runs and its 95% interval; a diverged run counts (as ``failure``: +inf for a
     loss, −inf for an accuracy), never dropped."""
-    estimate, low, high = bootstrap_ci(values, statistic, seed=seed, failure=failure)
+    estimate, low, high = confidence_interval(values, statistic, failure=failure)
     return {"estimate": estimate, "low": low, "high": high}
 
 
@@ -338,7 +338,7 @@ display(init_table.round(3))
 #
 # As in §5.1: α fixed to ones, the gradient as the only input, every hidden layer 20 ReLU units; first- and
 # second-order TURTLE for every depth, with first- and second-order MAML for comparison. The y-axis is the
-# meta-validation MSE of the best checkpoint; bars are 95% bootstrap confidence intervals of the mean over runs.
+# meta-validation MSE of the best checkpoint; bars are 95% t intervals of the mean over runs.
 
 # %%
 fig3_parts = []
@@ -389,7 +389,7 @@ plt.show()
 
 # %% [markdown]
 # **Fig. 3's claims.** Each compares runs (independent initialisations and task streams; a diverged run counts as
-# a failure), mean meta-validation MSE with a 95% bootstrap interval; a claim holds in a setting when the interval
+# a failure), mean meta-validation MSE with a 95% interval; a claim holds in a setting when the interval
 # excludes the threshold, and over the T values by `across` (all: reproduced; some and some not: partly).
 # "Relatively small difference" = the FO/SO ratio within 1 ± 0.25; "fails to achieve a similar performance" = FO at
 # least 25% worse than SO (SO/FO < 0.8), each at its best depth.
@@ -464,7 +464,7 @@ claims.show("Fig. 3 (MAML order)", "Fig. 3 (TURTLE order)", "Fig. 3 (stability v
 #
 # MAML (second order), the original meta-learner LSTM (first order, preprocessed inputs) and TURTLE (5 × 20, inputs
 # [∇, h, t], learned α, second order), each over `runs` runs (30 at the paper profile). The paper reports the median
-# meta-test MSE with 95% confidence intervals; we use percentile-bootstrap intervals of the median over runs.
+# meta-test MSE with 95% confidence intervals; we use exact order-statistic intervals of the median over runs (unbounded at 5 runs or fewer).
 
 # %%
 fig4 = pd.concat([sine_runs(method, T, cfg.runs, method) for T in cfg.fig4_T for method in ("MAML", "LSTM", "TURTLE")],
@@ -498,7 +498,7 @@ save_figure(fig, figures_dir, "fig4_sine_methods")
 plt.show()
 
 # %% [markdown]
-# **Fig. 4's claims**: median test MSE over runs (a diverged run counts as a failure), 95% bootstrap interval of the
+# **Fig. 4's claims**: median test MSE over runs (a diverged run counts as a failure), 95% interval of the
 # ratio, every T.
 
 # %%
@@ -626,7 +626,7 @@ def fewshot_runs(tag, train, val, test, shots, in_channels, image_size):
 
 
 def accuracy_table(frame):
-    """Tables 1-2 layout: median test accuracy over runs ± half-width of its 95% bootstrap CI."""
+    """Tables 1-2 layout: median test accuracy over runs ± half-width of its 95% CI."""
     cells = {}
     for (setting, method, shots), group in frame.groupby(["setting", "method", "shots"]):
         s = summarise(group["accuracy"].to_numpy(dtype=float), failure=-np.inf)
@@ -821,7 +821,7 @@ plt.show()
 # %% [markdown]
 # ## 8. Claims table
 # Every claim of §5 and Theorem 1, as judged in the sections above: the criterion (what is compared with what, by
-# which statistic over which runs), the measurement with its 95% bootstrap interval, and the verdict of a tested
+# which statistic over which runs), the measurement with its 95% interval, and the verdict of a tested
 # function (`l2l_utils.reporting.verdicts`): "inconclusive" where the interval does not decide. At the `smoke` profile every
 # verdict reads "smoke: pipeline ran": toy runs are no evidence.
 

@@ -62,8 +62,9 @@
 # **How claims are judged.** Every comparison is over the test runs (the same runs for every method: paired), each
 # run's test curve read by one statistic (`l2l_utils.evaluation.comparison.curve_scores`): "faster" = lower mean test loss over
 # all evaluations, "lower" = lower mean over the last `late_window` steps. The verdict functions of
-# `l2l_utils.reporting.verdicts` say "reproduced" or "not reproduced" only when the 95% bootstrap interval excludes the
-# threshold, else "inconclusive". Each figure's claim rows are shown right below it.
+# `l2l_utils.reporting.verdicts` say "reproduced" or "not reproduced" only when the 95% interval (Student/Welch t or
+# Fieller for means, an exact sign-test or Hodges–Lehmann interval for medians, valid at every n) excludes the
+# threshold, else "inconclusive"; a comparison of fewer than 6 independent units is "inconclusive" whatever it shows. Each figure's claim rows are shown right below it.
 
 # %% tags=["parameters"]
 profile = "smoke"     # "smoke" or "paper"
@@ -619,7 +620,7 @@ claims.show(*(f"{c} — {label}" for c, _ in S2_CLAIMS.values()
 # %% [markdown]
 # ## 5. Claims table
 # One row per claim, as judged above: on the authors' own curves (section 2, on one scale) and on our runs (sections
-# 3-4), with the criterion, the measurement with its 95% bootstrap interval over runs, and the verdict of a tested
+# 3-4), with the criterion, the measurement with its 95% interval over runs, and the verdict of a tested
 # function (`l2l_utils.reporting.verdicts`). At the `smoke` profile the verdicts on our runs read "smoke: pipeline ran".
 
 # %%

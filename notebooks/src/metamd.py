@@ -1251,7 +1251,7 @@ claims.show("Theorem 4.1")
 # %% [markdown]
 # ## 10. Claims table
 # Every claim, as judged in the sections above: the criterion (what is compared with what, by which statistic over
-# which trials or problems), the measurement with its 95% bootstrap interval, and the verdict of a tested function
+# which trials or problems), the measurement with its 95% interval, and the verdict of a tested function
 # (`l2l_utils.reporting.verdicts`); "inconclusive" where the interval does not decide (3 trials decide little). Table 7's
 # timing is in `benchmarks/bench_metamd.py`. At the `smoke` profile every verdict reads "smoke: pipeline ran".
 

@@ -42,7 +42,9 @@
 # **How claims are judged.** Every comparison is over the same test optimizees for every optimizer (θ0 and
 # minibatches shared: paired), each run scored by its mean training loss over the last `score_window` steps; a
 # diverged run counts as a failure. The tested verdict functions of `l2l_utils.reporting.verdicts` say "reproduced" or "not
-# reproduced" only when the 95% bootstrap interval excludes the threshold, else "inconclusive". Each figure's claim
+# reproduced" only when the 95% interval (Student/Welch t or Fieller for means, an exact sign-test or
+# Hodges–Lehmann interval for medians, valid at every n) excludes the threshold, else "inconclusive"; a comparison
+# of fewer than 6 independent units is "inconclusive" whatever it shows (`MIN_UNITS`). Each figure's claim
 # rows are shown right below it.
 
 # %% tags=["parameters"]
@@ -451,7 +453,7 @@ if mnist is None:
         claims.not_run(claim, statement, "qualitative (plot)", f"{cfg.dataset} data missing")
 else:
     claims.add("Fig. 2 (a)", fig2_claims["Fig. 2 (a)"], "qualitative (plot)", window_note(SHORT) + "; RNNProp below "
-               "DMOptimizer (mean over runs, paired, 95% bootstrap)",
+               "DMOptimizer (mean over runs, paired, 95% interval)",
                gated(better(at[SHORT]["RNNProp"], at[SHORT]["DMOptimizer"], ("RNNProp", "DMOptimizer"), **PAIRED),
                      uses("RNNProp", "DMOptimizer")))
     simple = "SimpleOptimizer"
@@ -516,7 +518,7 @@ else:
     for claim, other in (("Fig. 3 (b) weighted loss", "SimpleOptimizer − weighted loss"),
                          ("Fig. 3 (b) aggregation", "SimpleOptimizer − aggregation")):
         claims.add(claim, fig3_claims[claim], "qualitative (plot)", f"{window_note(LONG)}: SimpleOptimizer below "
-                   f"{other} (mean over runs, paired, 95% bootstrap)",
+                   f"{other} (mean over runs, paired, 95% interval)",
                    gated(better(end["SimpleOptimizer"], end[other], ("SimpleOptimizer", other), **PAIRED),
                          uses("SimpleOptimizer", other)))
 claims.show(*fig3_claims)
@@ -874,7 +876,7 @@ claims.show("Table 1 (speed)")
 
 # %% [markdown]
 # ## 11. Claims table
-# One row per claim of §3–4, as judged in the sections above: the criterion, the measurement with its 95% bootstrap
+# One row per claim of §3–4, as judged in the sections above: the criterion, the measurement with its 95%
 # interval over test runs, and the verdict of a tested function (`l2l_utils.reporting.verdicts`). At the `smoke` profile every
 # verdict reads "smoke: pipeline ran".
 
