@@ -138,7 +138,9 @@ def train_and_test(make_meta_learner, learner, train_sampler, val_episodes, test
     """One run, cached: meta-train (resumable), evaluate the best checkpoint on the test tasks.
 
     Returns {"history", "test" (one row per test task), "seconds" (meta-training + evaluation wall
-    time of the run that computed it), "best_tasks"}; loads stored results when this setting ran before.
+    time of the run that computed it), "best_tasks", "val_before" (the validation loss of the same meta-learner
+    before meta-training: the "did it learn?" gate's reference)}; loads stored results when this setting ran
+    before.
     """
     config = {"episodic": asdict(cfg), **setting}
     stem = f"{name}-{config_key(config)}"
@@ -146,19 +148,23 @@ def train_and_test(make_meta_learner, learner, train_sampler, val_episodes, test
     if store.has(f"{stem}-test", config) and store.has(f"{stem}-history", config):
         test, meta = store.load(f"{stem}-test")
         return {"history": store.load(f"{stem}-history")[0], "test": test, "seconds": meta["seconds"],
-                "best_tasks": meta["best_tasks"], "reused": True}
+                "best_tasks": meta["best_tasks"], "val_before": meta["val_before"], "reused": True}
     with recorded_reads() as reads:
         torch.manual_seed(cfg.seed)  # base- and meta-network initialisation of this run
         meta_learner = make_meta_learner().to(device)
         checkpointer = Checkpointer(Path(results_dir) / f"{stem}.ckpt")
+        with torch.random.fork_rng(devices=[]):  # the reference leaves the run's random stream as it was
+            val_before = _validation_score(evaluate(meta_learner, learner, val_episodes, cfg.test_steps,
+                                                    cfg.eval_chunk))
         start = time.perf_counter()
         history, best = train_meta_learner(meta_learner, learner, train_sampler, val_episodes, cfg, device,
                                            checkpointer, progress)
         test = evaluate(meta_learner, learner, test_episodes, cfg.test_steps, cfg.eval_chunk)
         seconds = time.perf_counter() - start
     atomic_save_torch(meta_learner.state_dict(), Path(results_dir) / f"{stem}.pt")
-    extra = {**provenance(reads, config), "seconds": seconds, "best_tasks": best["tasks"]}
+    extra = {**provenance(reads, config), "seconds": seconds, "best_tasks": best["tasks"], "val_before": val_before}
     store.save(f"{stem}-history", history, extra)
     store.save(f"{stem}-test", test, extra)
     checkpointer.clear()
-    return {"history": history, "test": test, "seconds": seconds, "best_tasks": best["tasks"], "reused": False}
+    return {"history": history, "test": test, "seconds": seconds, "best_tasks": best["tasks"], "val_before": val_before,
+            "reused": False}

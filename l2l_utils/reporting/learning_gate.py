@@ -67,6 +67,19 @@ def did_it_learn(name: str, trained: np.ndarray, untrained: np.ndarray, chance: 
     return Result(f"inconclusive: not shown that {name} learned ({note})", decided.measured)
 
 
+def did_it_learn_from_validation(name: str, before, after, unit: str = "runs") -> Result:
+    """The gate for episodic meta-learners (MAML, meta-learner LSTM, TURTLE), whose meta-loss is the query loss after
+    adaptation: per run, the validation loss of the best checkpoint (``after``) below that of the same meta-learner
+    before meta-training (``before``), decided by :func:`~l2l_utils.reporting.verdicts.better` (paired over runs)."""
+    decided = better(after, before, ("meta-trained", "before meta-training"), paired=True, unit=unit)
+    if decided.kind == "reproduced":
+        return Result("reproduced", f"{name} learned: validation loss {decided.measured}")
+    if decided.kind == "not reproduced":
+        return Result(f"not reproduced: {name} did not learn (validation loss not lowered by meta-training)",
+                      decided.measured)
+    return Result(f"inconclusive: not shown that {name} learned ({decided.verdict})", decided.measured)
+
+
 def gate(name: str, trained, untrained, make_problem: Callable[[], object], steps: int, chance: float | None = None,
          unit: str = "test runs") -> Result:
     """:func:`did_it_learn` for update rules: ``trained`` and ``untrained`` (the same network before meta-training)

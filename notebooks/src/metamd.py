@@ -106,6 +106,7 @@ from l2l_utils.meta_training.mirror_map_training import (MetaMDConfig, Quadratic
                                                          validation_objectives)
 from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, meta_train_cached, meta_train_key
 from l2l_utils.optimizers.baselines import baseline_rule
+from l2l_utils.reporting.learning_gate import did_it_learn_from_validation, gate, gated
 from l2l_utils.reporting.plotting import profile_title, save_figure
 from l2l_utils.reporting.verdicts import Result, across, all_of, better, better_than_all, holds, within_tolerance
 from l2l_utils.storage.results import ResultsStore, cached_frame, cached_training, training_key
@@ -508,6 +509,11 @@ claims.show("Fig. 1")
 # over the k tasks, Adam on the factors). L2O and Meta-SGD are meta-trained on the same tasks. Then every
 # optimiser trains networks on the held-out domain: grid search on validation accuracy, `trials` runs, test accuracy
 # (mean ± std over trials), training-loss curves and their area (App. A.13).
+#
+# **Did it learn?** Before a learned optimiser enters a comparison: MetaMD's E (Eq. 8) on fixed validation problems of
+# the meta-train domains must be below that of its initial M, and L2O and Meta-SGD must beat their untrained selves
+# on meta-train problems over their training horizon and end 10% below θ0 (each decided over the problems, paired).
+# A row comparing an optimiser that failed reads "inconclusive: <name> did not learn".
 
 # %%
 def learned_optimizers(tag, tasks, module_shapes, inner_steps, task_key, optimizers=None, estimator=None):
@@ -590,6 +596,35 @@ def classifier_task(model, data, start_from_module=False, batch_size=None):
                           init_std=None, vectorize=flat or dev.type == "cuda", start_from_module=start_from_module)
 
 
+GATES = {}  # (experiment tag, held-out domain) -> {learned optimiser: its "did it learn?" result}
+
+
+def learned_gates(tasks, shapes, inner_steps, learned):
+    """"Did it learn?" of each learned optimiser, before it enters a comparison: MetaMD's E (Eq. 8) on fixed
+    validation problems of the meta-train tasks below that of its initial M (paired over the problems); L2O and
+    Meta-SGD against the same networks before meta-training on `gate_runs` meta-train problems for their training
+    horizon (mean loss over it lowered, final loss 10% below θ0; paired over the problems)."""
+    mirror, l2o, metasgd = learned[:3]
+    problems_, states_ = fixed_problems(tasks, cfg.val_problems_per_task, cfg.runs_per_task, seed + 7_919)
+    view = MetaMDConfig(inner_steps=inner_steps, inner_lr=cfg.inner_lr, k_lambda=cfg.k_lambda, gamma=cfg.gamma)
+    start = KroneckerMirrorMap(shapes, init_norm=cfg.init_norm, generator=torch.Generator().manual_seed(seed)).to(dev)
+    gates = {"MetaMD": did_it_learn_from_validation(
+        "MetaMD", validation_objectives(start, problems_, states_, view),
+        validation_objectives(mirror, problems_, states_, view), unit="validation problems")}
+
+    def gate_problems():
+        return MixtureTask(tasks).sample(cfg.gate_runs, torch.Generator().manual_seed(seed + 31))
+
+    if l2o is not None:
+        torch.manual_seed(seed)
+        gates["L2O"] = gate("L2O", l2o, LSTMOptimizer(output_scale=0.1).to(dev), gate_problems, cfg.l2o_steps,
+                            unit="meta-train problems")
+    if metasgd is not None:
+        gates["Meta-SGD"] = gate("Meta-SGD", metasgd, PerParameterLearningRates(shapes, cfg.metasgd_init_lr).to(dev),
+                                 gate_problems, cfg.l2o_steps, unit="meta-train problems")
+    return gates
+
+
 def leave_one_out(tag, pools, heldout, make_model, inner_steps, optimizers=None, estimator=None, run_tag=None):
     """pools: name -> (train ImageData, test ImageData). Meta-train on the others, meta-test on ``heldout``.
     ``estimator``: MetaMD's hypergradient (default: the profile's); ``run_tag`` names an ablation's results."""
@@ -603,6 +638,8 @@ def leave_one_out(tag, pools, heldout, make_model, inner_steps, optimizers=None,
     task_key = {k: v for k, v in data_key.items() if k != "val_fraction"}
     name = f"{run_tag or tag}-{heldout}"
     learned = learned_optimizers(name, tasks, shapes, inner_steps, task_key, optimizers, estimator)
+    GATES[(run_tag or tag, str(heldout))] = gates = learned_gates(tasks, shapes, inner_steps, learned)
+    print(f"{name}: did it learn? " + "; ".join(f"{n}: {g.verdict}" for n, g in gates.items()))
     train, test = pools[heldout]
     fit, val = split_data(train, 1 - cfg.val_fraction, seed=seed)
     curves, scores = meta_test(name, classifier_task(model, fit), classifier_task(model, train),
@@ -637,21 +674,27 @@ def per_trial(group, column):
     return {name: g.sort_values("trial")[column].to_numpy(dtype=float) for name, g in group.groupby("optimizer")}
 
 
-def accuracy_claim(claim, statement, paper_value, scores, why):
+def gates_of(tag, held, names):
+    """The gates of the learned optimisers among ``names`` in experiment ``tag`` on held-out domain ``held``."""
+    return {n: g for n, g in GATES.get((tag, str(held)), {}).items() if n in names}
+
+
+def accuracy_claim(claim, statement, paper_value, scores, why, tag):
     """MetaMD's test accuracy above every other optimiser's on every held-out domain (mean over trials, paired; a
-    diverged trial counts as a failure)."""
+    diverged trial counts as a failure), once every learned optimiser compared has passed its gate."""
     if scores is None or not len(scores):
         claims.not_run(claim, statement, paper_value, why)
         return
     claims.add(claim, statement, paper_value, "test accuracy, MetaMD above every other optimiser (mean over trials, "
                "paired by trial), every held-out domain",
-               across({str(held): better_than_all(values := per_trial(group, "test_accuracy"), "MetaMD",
-                                                  [n for n in values if n != "MetaMD"], direction="higher",
-                                                  paired=True, unit="trials", seed=seed)
+               across({str(held): gated(better_than_all(values := per_trial(group, "test_accuracy"), "MetaMD",
+                                                        [n for n in values if n != "MetaMD"], direction="higher",
+                                                        paired=True, unit="trials", seed=seed),
+                                        gates_of(tag, held, values))
                        for held, group in scores.groupby("heldout")}))
 
 
-def auc_claim(claim, statement, paper_value, scores, why, against=None, second_after=None):
+def auc_claim(claim, statement, paper_value, scores, why, tag, against=None, second_after=None):
     """MetaMD's AUC of the training loss (A.13) below every one of ``against`` (default: every other optimiser),
     paired by trial, every held-out domain; ``second_after``: that one optimiser below MetaMD and MetaMD below the
     rest (a rank claim)."""
@@ -670,7 +713,7 @@ def auc_claim(claim, statement, paper_value, scores, why, against=None, second_a
             result = all_of({f"{second_after} first": better(values[second_after], values["MetaMD"],
                                                              (second_after, "MetaMD"), paired=True, unit="trials",
                                                              seed=seed), "MetaMD before the rest": result})
-        per[str(held)] = result
+        per[str(held)] = gated(result, gates_of(tag, held, ["MetaMD", *others]))
     who = f"{', '.join(against)}" if against else "every other optimiser"
     criterion = (f"AUC of the training loss, {second_after} < MetaMD < every other" if second_after
                  else f"AUC of the training loss, MetaMD below {who}") + " (mean over trials, paired), every domain"
@@ -700,7 +743,7 @@ if rotated is not None:
     display(accuracy_table(rot_scores, OPTIMIZERS, "Table 1"))
 accuracy_claim("Table 1 (top)", "On RotatedMNIST (3-layer MLP, leave-one-domain-out) MetaMD gives the best test accuracy "
                "on every held-out domain", "MetaMD 95.67 / 95.59 / 95.50 / 95.33 / 95.03 / 94.99 vs best other <= 95.0",
-               rot_scores if rotated is not None else None, "MNIST data missing")
+               rot_scores if rotated is not None else None, "MNIST data missing", "rotated")
 claims.show("Table 1 (top)")
 
 # %% [markdown]
@@ -743,7 +786,7 @@ if dig_scores:
     store.save("digits-scores", dig_scores, {"profile": profile, "seed": seed})
     display(accuracy_table(dig_scores, OPTIMIZERS, "Table 1"))
 accuracy_claim("Table 1 (bottom)", "On DiverseDigits (LeNet) MetaMD typically produces the strongest generalisation",
-               "MetaMD best in most columns", dig_scores if len(dig_scores) else None, DIGITS_NOT_RUN)
+               "MetaMD best in most columns", dig_scores if len(dig_scores) else None, DIGITS_NOT_RUN, "digits")
 for name in ("QMNIST", "SVHN"):
     if name in digit_missing:
         claims.not_run(f"Table 1 (bottom, {name})", f"MetaMD on held-out {name}", "see Table 1", digit_missing[name])
@@ -777,9 +820,9 @@ if cifar is not None:
     display(accuracy_table(cifar_scores, OPTIMIZERS, "Table 2"))
     display(cifar_scores.groupby("optimizer")["auc"].mean().reindex(OPTIMIZERS).dropna().to_frame("AUC (Table 5)"))
 accuracy_claim("Table 2", "ResNet-18 on CIFAR-10 (meta-trained on STL-10 + DiverseDigits): MetaMD has the best test "
-               "accuracy", "MetaMD 93.56 vs AdamW 92.66, SGD-M 91.37, KFAC 87.54", cifar_scores, cifar_why)
+               "accuracy", "MetaMD 93.56 vs AdamW 92.66, SGD-M 91.37, KFAC 87.54", cifar_scores, cifar_why, "cifar")
 auc_claim("Fig. 2 (right) / Table 5", "MetaMD converges fastest on ResNet-18 / CIFAR-10 (smallest AUC)",
-          "11.82 vs Adam 15.27", cifar_scores, cifar_why)
+          "11.82 vs Adam 15.27", cifar_scores, cifar_why, "cifar")
 claims.show("Table 2", "Fig. 2 (right) / Table 5")
 
 # %%
@@ -820,9 +863,9 @@ if len(dig_scores):
 auc = pd.concat(auc_parts, axis=1).reindex(OPTIMIZERS) if auc_parts else pd.DataFrame()
 display(auc.round(2))
 auc_claim("Fig. 2 (left) / A.13", "MetaMD converges rapidly on RotatedMNIST (training loss)", "qualitative (plot)",
-          rot_scores if rotated is not None else None, "MNIST data missing")
+          rot_scores if rotated is not None else None, "MNIST data missing", "rotated")
 auc_claim("Fig. 3 / Fig. 5", "MetaMD is clearly faster than SGD and SGD-M in training convergence on DiverseDigits",
-          "qualitative (plot)", dig_scores if len(dig_scores) else None, DIGITS_NOT_RUN,
+          "qualitative (plot)", dig_scores if len(dig_scores) else None, DIGITS_NOT_RUN, "digits",
           against=["SGD", "SGD-M"])
 claims.show("Fig. 2 (left) / A.13", "Fig. 3 / Fig. 5")
 
@@ -873,9 +916,9 @@ if rotated is not None:
     claims.add("App. A.16 / Fig. 9", "With weight decay as a domain shift MetaMD stays stable and has the lowest AUC "
                "at every strength", "qualitative (plot)", "AUC of the training loss on a meta-train domain, MetaMD "
                "below SGD and Adam (mean over trials, paired), every weight decay",
-               across({f"wd={wd:g}": better_than_all(per_trial(g, "auc"), "MetaMD", ["SGD", "Adam"], paired=True,
-                                                     unit="trials", seed=seed)
-                       for wd, g in shift.groupby("weight_decay")}))
+               gated(across({f"wd={wd:g}": better_than_all(per_trial(g, "auc"), "MetaMD", ["SGD", "Adam"],
+                                                           paired=True, unit="trials", seed=seed)
+                             for wd, g in shift.groupby("weight_decay")}), gates_of("rotated", held, ["MetaMD"])))
 else:
     claims.not_run("App. A.16 / Fig. 9", "MetaMD has the lowest AUC at every weight decay", "qualitative (plot)",
             "MNIST data missing")
@@ -996,6 +1039,9 @@ if hr_train and hr_test:
         {"datasets": hr_train, "classes": cfg.highres_classes, "image_size": cfg.highres_image_size,
          "batch_size": cfg.highres_batch_size, "shapes": {k: list(v) for k, v in hr_shapes.items()}},
         cfg.resnet_optimizers)
+    hr_gates = learned_gates(hr_tasks, hr_shapes, cfg.highres_inner_steps, (hr_mirror, None, hr_metasgd))
+    GATES.update({("highres", name): hr_gates for name in hr_test})
+    print("did it learn? " + "; ".join(f"{n}: {g.verdict}" for n, g in hr_gates.items()))
 
     def highres_meta_test(tag, make_model, name, optimizers, start_from_module=False):
         """Meta-test on one high-resolution dataset with every optimiser in ``optimizers``."""
@@ -1025,9 +1071,10 @@ if hr_train and hr_test:
     display(hr_scores.groupby(["optimizer", "heldout"])["auc"].mean().unstack("heldout")
             .reindex([n for n in OPTIMIZERS if n in cfg.resnet_optimizers]).round(2).rename_axis("AUC (Table 6)"))
     accuracy_claim("Table 3 / Fig. 4, 6", "On the high-resolution meta-test datasets (ResNet-18 from scratch) MetaMD "
-                   "gives the best test accuracy", "MetaMD best on Caltech, DTD, Flowers and PubFig", hr_scores, hr_why)
+                   "gives the best test accuracy", "MetaMD best on Caltech, DTD, Flowers and PubFig", hr_scores, hr_why,
+                   "highres")
     auc_claim("Table 6", "High-resolution AUC of the training loss: MetaMD ranks second, after Adam",
-              "MetaMD 2.00, Adam 1.00 (average rank)", hr_scores, hr_why, second_after="Adam")
+              "MetaMD 2.00, Adam 1.00 (average rank)", hr_scores, hr_why, "highres", second_after="Adam")
     fig, axes = plt.subplots(len(hr_test), 3, figsize=(13, 3.2 * len(hr_test)), squeeze=False)
     for row, name in zip(axes, hr_test):
         frame = hr_curves[hr_curves["heldout"] == name]

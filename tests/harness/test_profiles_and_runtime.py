@@ -150,3 +150,22 @@ def test_seed_everything_is_reproducible():
     g2 = seed_everything(7)
     b = (torch.rand(3), torch.rand(3, generator=g2))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("paper, keys", [
+    ("andrychowicz2016", ["quad_test", "mnist_test", "cifar_test"]),
+    ("kuo2020", ["test_runs"]),
+    ("metamd", ["trials", "quad_test_problems"]),
+    ("simple_optimizer", ["test_runs"]),
+    ("huisman2022", ["runs", "fig3_runs", "image_runs"]),
+])
+def test_the_paper_profiles_have_enough_independent_units_to_decide_a_comparison(paper, keys):
+    """Below MIN_UNITS every comparison is inconclusive, so a paper profile with fewer could never decide a claim."""
+    import importlib
+
+    from l2l_utils.reporting.verdicts import MIN_UNITS
+    settings = importlib.import_module(f"l2l_utils.harness.profiles.{paper}").PAPER
+    for key in keys:
+        assert settings[key] >= MIN_UNITS, (paper, key, settings[key])
+    if paper == "metamd":  # Algorithm 1's claim is decided over the fixed validation problems of every domain
+        assert settings["val_problems_per_task"] * (len(settings["rotated_domains"]) - 1) >= MIN_UNITS

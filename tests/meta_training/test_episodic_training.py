@@ -102,6 +102,11 @@ def test_train_and_test_is_cached_per_setting(tmp_path):
     assert not first["reused"] and again["reused"]
     assert again["test"]["loss"].tolist() == pytest.approx(first["test"]["loss"].tolist())
     assert len(first["test"]) == 20 and first["seconds"] > 0
+    # the gate's reference: the same meta-learner (same seed) evaluated on the validation tasks before meta-training
+    torch.manual_seed(cfg.seed)
+    untrained = make()
+    expected = float(evaluate(untrained, learner, val, cfg.test_steps, cfg.eval_chunk)["loss"].mean())
+    assert first["val_before"] == pytest.approx(expected) and again["val_before"] == first["val_before"]
     other = train_and_test(make, learner, SINE, val, val, cfg, tmp_path, "maml", {"T": 2}, progress=False)
     assert not other["reused"]
 

@@ -95,3 +95,13 @@ def test_gate_runs_both_rules_on_the_same_problems():
     good, idle = baseline_rule("SGD", 0.02), baseline_rule("SGD", 1e-6)
     assert gate("SGD", good, idle, make_problem, 40).kind == "reproduced"
     assert gate("SGD", idle, good, make_problem, 40).kind == "not reproduced"
+
+
+def test_the_episodic_gate_needs_meta_training_to_lower_the_validation_loss():
+    from l2l_utils.reporting.learning_gate import did_it_learn_from_validation
+
+    rng = np.random.default_rng(0)
+    before = 4.0 + 0.3 * rng.standard_normal(RUNS)
+    assert did_it_learn_from_validation("TURTLE", before, 0.5 * before).kind == "reproduced"
+    assert did_it_learn_from_validation("TURTLE", before, 1.2 * before).kind == "not reproduced"
+    assert did_it_learn_from_validation("TURTLE", before[:3], 0.5 * before[:3]).kind == "inconclusive"

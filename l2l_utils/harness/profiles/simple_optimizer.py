@@ -28,7 +28,7 @@ PAPER = {
     # RNNProp's random scaling exp(U[−3, 3]) (Lv et al.)
     "rnnprop_scaling": 3.0,
     # evaluation: Fig. 2a 200 steps, long runs 10,000 steps; test runs and the scoring window: ours
-    "short_steps": 200, "long_steps": 10_000, "lstm_long_steps": 10_000, "test_runs": 5, "score_window": 100,
+    "short_steps": 200, "long_steps": 10_000, "lstm_long_steps": 10_000, "test_runs": 10, "score_window": 100,
     # §4: baselines at the best of {1, 0.1, 0.01, 0.001} ("report the best performance")
     "lr_grid": [1.0, 0.1, 0.01, 0.001],
     # Fig. 4a LeNet on MNIST
