@@ -32,11 +32,12 @@ def tidy(trajectory: Unrolled, optimizer: str, **labels) -> pd.DataFrame:
 
 
 def tune_baselines(names: Sequence[str], learning_rates: Sequence[float], make_problem: Callable,
-                   steps: int) -> tuple[dict, pd.DataFrame]:
-    """Best learning rate of every baseline on the tuning problems (§3: best final error)."""
+                   steps: int, max_extensions: int = 0) -> tuple[dict, pd.DataFrame]:
+    """Best learning rate of every baseline on the tuning problems (§3: best final error); a best rate at the edge
+    of the grid extends it by up to ``max_extensions`` rates (:func:`~l2l_utils.optimizers.grid_search.search_grid`)."""
     best, tables = {}, []
     for name in names:
-        best[name], table = tune_learning_rate(name, learning_rates, make_problem, steps)
+        best[name], table = tune_learning_rate(name, learning_rates, make_problem, steps, max_extensions)
         tables.append(table)
     return best, pd.concat(tables, ignore_index=True)
 
@@ -150,6 +151,19 @@ def scores_at(frame: pd.DataFrame, step: int, window: int = 1) -> dict:
         values = table[name].to_numpy(dtype=float)
         out[name] = np.where(np.isfinite(values).all(axis=1), values.mean(axis=1), np.nan)
     return out
+
+
+def tuned_at_edge(tuning: pd.DataFrame) -> list[str]:
+    """Baselines whose best rate (lowest finite ``mean_final_loss``) is the smallest or largest rate tried for them
+    (the grid, with any extension): their tuning may be too narrow to trust a win against them."""
+    edge = []
+    for name, rows in tuning.groupby("optimizer"):
+        finite = rows[np.isfinite(rows["mean_final_loss"])]
+        if len(rows) > 1 and len(finite):
+            best = finite.loc[finite["mean_final_loss"].idxmin(), "lr"]
+            if best in (rows["lr"].min(), rows["lr"].max()):
+                edge.append(name)
+    return edge
 
 
 def at_grid_edge(best: Mapping[str, float], grid: Sequence[float]) -> list[str]:

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from .sign_optimizers import AddSign, PowerSign
+from .grid_search import search_grid
 from .unroll import Unrolled, unroll
 from .update_rules import TorchOptimizerRule
 
@@ -51,19 +52,21 @@ def run_baseline(name: str, lr: float, problem, steps: int, hook=None) -> Unroll
 
 
 def tune_learning_rate(name: str, learning_rates: Sequence[float], make_problem: Callable[[], object],
-                       steps: int) -> tuple[float, pd.DataFrame]:
+                       steps: int, max_extensions: int = 0) -> tuple[float, pd.DataFrame]:
     """Pick the learning rate with the best (lowest) mean final loss, as the paper does (§3).
 
     ``make_problem`` returns the same tuning problems at every call (same θ0 and minibatches), so all
-    rates are compared on common random numbers. A rate under which any run diverges scores +inf.
+    rates are compared on common random numbers. A rate under which any run diverges scores +inf. With
+    ``max_extensions`` > 0 a best rate at the edge of the grid extends it (:func:`~.grid_search.search_grid`); the
+    table has one row per rate tried (``extended`` marks those beyond the grid).
     """
-    rows = []
-    for lr in learning_rates:
+    def mean_final(lr):
         final = run_baseline(name, lr, make_problem(), steps).final
-        score = float(np.mean(final)) if np.all(np.isfinite(final)) else float("inf")
-        rows.append({"optimizer": name, "lr": lr, "mean_final_loss": score})
-    table = pd.DataFrame(rows)
+        return float(np.mean(final)) if np.all(np.isfinite(final)) else float("inf")
+
+    result = search_grid(mean_final, learning_rates, max_extensions)
+    table = pd.DataFrame([{"optimizer": name, "lr": lr, "mean_final_loss": score, "extended": lr in result.extended}
+                          for lr, score in result.scores.items()])
     if not np.isfinite(table["mean_final_loss"]).any():
         return float(learning_rates[0]), table
-    best = table.loc[table["mean_final_loss"].idxmin(), "lr"]
-    return float(best), table
+    return float(result.best), table

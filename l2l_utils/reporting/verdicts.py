@@ -552,3 +552,15 @@ def short_of_horizon(result: Result, judged_at: int, paper_horizon: int, what: s
         return Result(f"partly: holds at {judged_at:,} of the paper's {paper_horizon:,} {what}",
                       f"{result.measured} ({note})")
     return Result(result.verdict, f"{result.measured} ({note})")
+
+
+def against_tuned(result: Result, at_edge: Sequence[str]) -> Result:
+    """``result`` of a comparison with hand-designed baselines, of which those named in ``at_edge`` were tuned to the
+    smallest or largest learning rate tried: their tuning may be too narrow, so a win against them is "inconclusive"
+    and the row says which; other verdicts keep their kind with the note."""
+    if not at_edge:
+        return result
+    note = f"tuned learning rate at the edge of the rates tried: {', '.join(at_edge)}"
+    if result.kind == "reproduced":
+        return Result(f"inconclusive: {note}", result.measured)
+    return Result(result.verdict, f"{result.measured} ({note})")

@@ -64,8 +64,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from l2l_utils.evaluation.comparison import (at_grid_edge, best_learning_rates, compare_optimizers, scores_at,
-                                             tune_baselines)
+from l2l_utils.evaluation.comparison import (best_learning_rates, compare_optimizers, scores_at, tune_baselines,
+                                             tuned_at_edge)
 from l2l_utils.evaluation.inspection import learned_responses, step_likeness, torch_optim_history, torch_optim_responses
 from l2l_utils.harness.notebook_setup import start_notebook
 from l2l_utils.learned_optimizers.lstm_optimizer import CoordinatewiseLSTM, LSTMOptimizer, preprocess_gradient
@@ -75,8 +75,8 @@ from l2l_utils.optimizers.baselines import BASELINES, make_baseline
 from l2l_utils.optimizers.unroll import unroll
 from l2l_utils.reporting.learning_gate import CHANCE_10_CLASSES, gate, gated
 from l2l_utils.reporting.plotting import plot_final_losses, plot_learning_curves, profile_title, save_figure
-from l2l_utils.reporting.verdicts import (Result, across, all_of, better, better_than_all, holds, negate, similar,
-                                          sweep_too_narrow, with_positive_control)
+from l2l_utils.reporting.verdicts import (Result, across, against_tuned, all_of, better, better_than_all, holds, negate,
+                                          similar, sweep_too_narrow, with_positive_control)
 from l2l_utils.storage.results import cached_frame, config_key
 from l2l_utils.tasks.datasets import DatasetMissingError, DeviceDataset, label_subset, load_image_dataset
 from l2l_utils.tasks.models import ConvNet, conv_fc_groups, mlp
@@ -159,7 +159,9 @@ print("MNIST MLP optimizee (1×20):", sum(p.numel() for p in mlp(784, [20], 10).
 # ## 2. Quadratic functions (§3.1, Fig. 4 left)
 # $f(\theta) = \|W\theta - y\|_2^2$ with $W \in \mathbb{R}^{10\times10}$, $y \in \mathbb{R}^{10}$ IID Gaussian;
 # 100 steps, unroll 20, no pre- or post-processing. Baselines have their learning rate tuned on separate tuning
-# functions for the best final loss; everything is tested on fresh functions.
+# functions for the best final loss; everything is tested on fresh functions. A best rate at the edge of the grid
+# extends the grid (up to `lr_grid_extensions` more rates); a win against a baseline whose rate is still at the edge
+# of the rates tried is "inconclusive" (its tuning may be too narrow).
 #
 # **Did it learn?** Before any comparison the meta-trained LSTM is run beside the same network before meta-training
 # on the test functions: it must have lowered the meta-loss (mean loss over the horizon, Eq. 2 with w_t = 1) and end at
@@ -184,9 +186,10 @@ quad_meta = with_searched_meta_lr(new_quad_lstm, quad_task, quad_meta, "quad-lst
 quad_lstm = new_quad_lstm()
 quad_history, reused = meta_train_cached(quad_lstm, quad_task, quad_meta, results_dir, "quad-lstm", quad_setting, progress)
 quad_key = config_key({"meta": str(quad_meta), **quad_setting})
-quad_tuning, _ = cached_frame(store, "quad-tuning", {"key": quad_key, "grid": cfg.lr_grid, "runs": cfg.quad_tune_runs},
+quad_tuning, _ = cached_frame(store, "quad-tuning", {"key": quad_key, "grid": cfg.lr_grid, "runs": cfg.quad_tune_runs,
+                                                  "extensions": cfg.lr_grid_extensions},
                               lambda: tune_baselines(HAND, cfg.lr_grid, problems(quad_task, cfg.quad_tune_runs, TUNE_SEED),
-                                                     cfg.quad_steps)[1])
+                                                     cfg.quad_steps, cfg.lr_grid_extensions)[1])
 quad_lrs = best_learning_rates(quad_tuning)
 quad_frame, _ = cached_frame(store, "quad-test", {"key": quad_key, "lrs": quad_lrs, "n": cfg.quad_test},
                              lambda: compare_optimizers({"LSTM": quad_lstm}, quad_lrs,
@@ -196,7 +199,7 @@ quad_gate = {"LSTM": gate("LSTM", quad_lstm, new_quad_lstm(), problems(quad_task
                           cfg.quad_steps)}
 print("did it learn?", quad_gate["LSTM"].verdict)
 print("meta-training reused from results store:", reused)
-print("tuned learning rates:", quad_lrs, "| at the edge of the grid:", at_grid_edge(quad_lrs, cfg.lr_grid) or "none")
+print("tuned learning rates:", quad_lrs, "| at the edge of the rates tried:", tuned_at_edge(quad_tuning) or "none")
 display(quad_history.tail(3))
 
 # %%
@@ -207,7 +210,8 @@ plt.show()
 claims.add("Fig. 4 left", "On random 10-D quadratics the LSTM optimizer substantially outperforms SGD, RMSprop, "
            "ADAM and NAG (mean loss over many test functions, 100 steps)", "qualitative (plot)",
            criterion(cfg.quad_steps, 0.2, "each of SGD, RMSprop, ADAM, NAG") + " ('substantially': 20%)",
-           gated(beats(quad_frame, cfg.quad_steps, "LSTM", HAND, margin=0.2), quad_gate))
+           against_tuned(gated(beats(quad_frame, cfg.quad_steps, "LSTM", HAND, margin=0.2), quad_gate),
+                         tuned_at_edge(quad_tuning)))
 claims.show("Fig. 4 left")
 
 # %% [markdown]
@@ -293,9 +297,10 @@ if mnist is not None:
     mnist_lstm = new_mnist_lstm()
     mnist_history, reused = meta_train_cached(mnist_lstm, base_task, mnist_meta, results_dir, "mnist-lstm",
                                               mnist_setting, progress)
-    mnist_tuning, _ = cached_frame(store, "mnist-tuning", {"key": mnist_key, "grid": cfg.lr_grid, "n": cfg.mnist_tune_runs},
+    mnist_tuning, _ = cached_frame(store, "mnist-tuning", {"key": mnist_key, "grid": cfg.lr_grid, "n": cfg.mnist_tune_runs,
+                                                          "extensions": cfg.lr_grid_extensions},
                                    lambda: tune_baselines(HAND, cfg.lr_grid, problems(base_task, cfg.mnist_tune_runs, TUNE_SEED),
-                                                          cfg.mnist_steps)[1])
+                                                          cfg.mnist_steps, cfg.lr_grid_extensions)[1])
     mnist_lrs = best_learning_rates(mnist_tuning)
     mnist_frame, _ = cached_frame(store, "mnist-test", {"key": mnist_key, "lrs": mnist_lrs, "n": cfg.mnist_test,
                                                         "steps": cfg.mnist_long_steps},
@@ -306,7 +311,7 @@ if mnist is not None:
                                cfg.mnist_steps, chance=CHANCE_10_CLASSES)}
     print("did it learn?", mnist_gate["LSTM"].verdict)
     print("meta-training reused from results store:", reused, "| tuned learning rates:", mnist_lrs,
-          "| at the edge of the grid:", at_grid_edge(mnist_lrs, cfg.lr_grid) or "none")
+          "| at the edge of the rates tried:", tuned_at_edge(mnist_tuning) or "none")
     display(mnist_history.tail(3))
 
 # %%
@@ -330,7 +335,8 @@ else:
     plt.show()
     claims.add(*mnist_claims["centre"], "qualitative (plot)",
                criterion(T, 0.2, "each of NAG, ADAM, RMSprop") + " ('a significant margin': 20%)",
-               gated(beats(mnist_frame, T, "LSTM", ["NAG", "ADAM", "RMSprop"], margin=0.2), mnist_gate))
+               against_tuned(gated(beats(mnist_frame, T, "LSTM", ["NAG", "ADAM", "RMSprop"], margin=0.2), mnist_gate),
+                             [n for n in tuned_at_edge(mnist_tuning) if n != "SGD"]))
     finals = scores_at(mnist_frame, T, cfg.score_window)
     pairs = [("NAG", "ADAM"), ("NAG", "RMSprop"), ("ADAM", "RMSprop")]
     claims.add(*mnist_claims["equal"], "qualitative (plot)",
@@ -339,7 +345,7 @@ else:
                all_of({f"{a}/{b}": similar(finals[a], finals[b], 0.5, (a, b), paired=True, unit="test problems",
                                            seed=seed) for a, b in pairs}))
     claims.add(*mnist_claims["right"], "qualitative (plot)", criterion(2 * T, 0.0, "each baseline"),
-               gated(beats(mnist_frame, 2 * T, "LSTM", HAND), mnist_gate))
+               against_tuned(gated(beats(mnist_frame, 2 * T, "LSTM", HAND), mnist_gate), tuned_at_edge(mnist_tuning)))
 claims.show(*(claim for claim, _ in mnist_claims.values()))
 
 # %% [markdown]
@@ -358,15 +364,16 @@ variant_claims = {
     "ReLU": ("Fig. 5 right", "With ReLU activations the LSTM optimizer (trained with sigmoid) no longer "
              "generalises: it does not outperform the baselines", "fail"),
 }
-variant_frames = {}
+variant_frames, variant_edges = {}, {}
 if mnist is not None:
     for label, (hidden, activation) in variants.items():
         task = mlp_task(hidden, activation)
         tag = f"{mnist_key}-{hidden}-{activation}"
-        tuning, _ = cached_frame(store, f"fig5-tuning-{label.replace(' ', '_')}", {"key": tag, "grid": cfg.lr_grid},
+        tuning, _ = cached_frame(store, f"fig5-tuning-{label.replace(' ', '_')}", {"key": tag, "grid": cfg.lr_grid,
+                                                                                    "extensions": cfg.lr_grid_extensions},
                                  lambda: tune_baselines(HAND, cfg.lr_grid, problems(task, cfg.mnist_tune_runs, TUNE_SEED),
-                                                        cfg.mnist_steps)[1])
-        lrs = best_learning_rates(tuning)
+                                                        cfg.mnist_steps, cfg.lr_grid_extensions)[1])
+        lrs, variant_edges[label] = best_learning_rates(tuning), tuned_at_edge(tuning)
         variant_frames[label], _ = cached_frame(
             store, f"fig5-test-{label.replace(' ', '_')}", {"key": tag, "lrs": lrs, "n": cfg.mnist_test},
             lambda: compare_optimizers({"LSTM": mnist_lstm}, lrs, problems(task, cfg.mnist_test, TEST_SEED), cfg.mnist_steps))
@@ -390,7 +397,8 @@ for label, (claim, statement, expect) in variant_claims.items():
                    + criterion(cfg.mnist_steps) + "), with the positive control that it does on the sigmoid 1×20 net",
                    gated(result, mnist_gate))
     else:
-        claims.add(claim, statement, "qualitative (plot)", criterion(cfg.mnist_steps), gated(result, mnist_gate))
+        claims.add(claim, statement, "qualitative (plot)", criterion(cfg.mnist_steps),
+                   against_tuned(gated(result, mnist_gate), variant_edges[label]))
 claims.show(*(claim for claim, _, _ in variant_claims.values()))
 
 # %% [markdown]
@@ -408,7 +416,8 @@ if mnist is not None:
                 task = mlp_task([hidden] * layers)
                 lrs = mnist_lrs
                 if cfg.tune_per_architecture:
-                    lrs = tune_baselines(HAND, cfg.lr_grid, problems(task, cfg.mnist_tune_runs, TUNE_SEED), cfg.mnist_steps)[0]
+                    lrs = tune_baselines(HAND, cfg.lr_grid, problems(task, cfg.mnist_tune_runs, TUNE_SEED), cfg.mnist_steps,
+                                         cfg.lr_grid_extensions)[0]
                 frame = compare_optimizers({"LSTM": mnist_lstm}, lrs, problems(task, cfg.mnist_test, TEST_SEED), cfg.mnist_steps)
                 for name, values in scores_at(frame, cfg.mnist_steps, cfg.score_window).items():
                     rows += [{"layers": layers, "hidden": hidden, "optimizer": name, "run": run, "score": value}
@@ -506,7 +515,8 @@ else:
     sub_results = {}
     for ax, (claim, (data, classes)) in zip(axes, subsets.items()):
         task = conv_task(data, classes)
-        lrs = tune_baselines(HAND, cfg.lr_grid, problems(task, cfg.cifar_tune_runs, TUNE_SEED), cfg.cifar_steps)[0]
+        lrs = tune_baselines(HAND, cfg.lr_grid, problems(task, cfg.cifar_tune_runs, TUNE_SEED), cfg.cifar_steps,
+                              cfg.lr_grid_extensions)[0]
         learned = {"LSTM": cifar_lstm} if classes == 10 else {"LSTM": cifar_lstm, "LSTM-sub": lstm_sub}
         frame = compare_optimizers(learned, lrs, problems(task, cfg.cifar_test, TEST_SEED), cfg.cifar_steps)
         plot_learning_curves(ax, frame, profile_title(f"{claim}: CIFAR-{classes}", profile, run_note))

@@ -89,3 +89,13 @@ def test_baseline_names_and_unknown_baseline():
     assert {"SGD", "RMSprop", "ADAM", "NAG"} <= set(BASELINES)
     with pytest.raises(ValueError, match="NAG"):
         make_baseline("Adagrad", 0.1)
+
+
+def test_a_grid_that_stops_short_grows_and_the_edge_is_reported():
+    from l2l_utils.evaluation.comparison import tuned_at_edge
+
+    rates = [1e-4, 3e-4]  # far below SGD's best rate on these quadratics
+    best, table = tune_learning_rate("SGD", rates, lambda: _quadratics(), 25)
+    assert best == 3e-4 and tuned_at_edge(table) == ["SGD"] and not table["extended"].any()
+    grown, table = tune_learning_rate("SGD", rates, lambda: _quadratics(), 25, max_extensions=2)
+    assert grown > 3e-4 and table["extended"].sum() >= 1

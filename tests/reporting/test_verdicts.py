@@ -385,3 +385,12 @@ def test_a_claim_judged_short_of_the_papers_horizon_is_at_most_partly():
     loss = V.short_of_horizon(V.Result("not reproduced", "m"), 2_000, 10_000)
     assert loss.kind == "not reproduced" and "judged at 2,000 steps" in loss.measured
     assert V.short_of_horizon(V.Result("inconclusive", "m"), 300, 10_000).kind == "inconclusive"
+
+
+def test_a_win_against_a_baseline_tuned_at_the_edge_of_its_grid_is_not_a_win():
+    win, loss = V.Result("reproduced", "m"), V.Result("not reproduced", "m")
+    assert V.against_tuned(win, []) == win
+    marked = V.against_tuned(win, ["ADAM"])
+    assert marked.kind == "inconclusive" and "ADAM" in marked.verdict
+    kept = V.against_tuned(loss, ["ADAM", "NAG"])
+    assert kept.kind == "not reproduced" and "ADAM, NAG" in kept.measured

@@ -18,6 +18,8 @@ PAPER = {
     "cifar_trajectories": 10, "cifar_val": 10, "cifar_test": 50, "cifar_tune_runs": 10, "cifar_meta_lr": 1e-3,
     # shared: learning-rate grid of the baselines, Gaussian initialisations, Appendix B trace
     "lr_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0],
+    # a tuned rate at the edge of the grid extends it by up to this many rates (ours; the paper gives no grid)
+    "lr_grid_extensions": 3,
     # §3: Adam's learning rate "chosen by random search" (trials, their length and the range are ours)
     "meta_lr_search": True, "meta_lr_trials": 8, "meta_lr_search_epochs": 5, "meta_lr_bounds": [1e-4, 3e-2],
     # IID Gaussian initialisations (§3); the LSTM's own start is ours, chosen in section 1 from lstm_init_choices
@@ -38,7 +40,7 @@ SMOKE = dict(
     sweep_hidden=[10, 40], sweep_layers=[1, 2], tune_per_architecture=False,
     cifar_batch=32, cifar_steps=20, cifar_unroll=10, cifar_meta_batch=2, cifar_epochs=1, cifar_trajectories=2,
     cifar_val=2, cifar_test=2, cifar_tune_runs=2,
-    lr_grid=[1e-2, 1e-1, 1.0], trace_steps=16, meta_lr_trials=2, meta_lr_search_epochs=1, lstm_init_epochs=1,
+    lr_grid=[1e-2, 1e-1, 1.0], lr_grid_extensions=1, trace_steps=16, meta_lr_trials=2, meta_lr_search_epochs=1, lstm_init_epochs=1,
     trace_stat_coords=64, score_window=5,
 )
 CHOICES = {"dataset": ("MNIST", "FashionMNIST"),
