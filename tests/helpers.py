@@ -1,6 +1,8 @@
 """Shared test helpers (imported as `helpers`: `tests/` is on pytest's pythonpath, see pyproject.toml)."""
 
+import gzip
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +212,19 @@ def check_fails_before_compute(notebook: Path, tmp_path: Path, parameters: dict,
     assert "ParameterError" in error.value.ename
     assert fragment in error.value.evalue
     assert not (tmp_path / "results").exists()  # nothing was computed or written
+
+
+_IDX_TYPES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C}
+
+
+def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> None:
+    """An idx file: magic (0, 0, type, ndim), big-endian uint32 dims, big-endian data."""
+    arr = np.asarray(arr)
+    header = struct.pack(">I", (_IDX_TYPES[arr.dtype] << 8) | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    payload = header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
