@@ -81,7 +81,9 @@ def config_key(config: dict) -> str:
 
 
 # modules that compute nothing a result depends on (presentation, plumbing): editing them keeps the caches
-PRESENTATION_MODULES = frozenset({"harness/batch.py", "harness/notebook_setup.py",
+PRESENTATION_MODULES = frozenset({"harness/batch.py", "harness/notebook_setup.py", "harness/jobs.py",
+                                  "harness/locks.py", "harness/execution.py", "harness/engine.py",
+                                  "harness/progress.py", "harness/summary.py",
                                   "reporting/claims.py", "reporting/confidence.py", "reporting/plotting.py",
                                   "reporting/verdicts.py", "storage/results.py", "storage/paths.py",
                                   "tasks/datasets/files.py"})
