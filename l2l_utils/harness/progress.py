@@ -79,11 +79,11 @@ class JobBoard:
         return f"{state:<8} {key:<{self.width}} {elapsed:>8}  {detail}".rstrip()
 
     def _draw(self) -> None:
-        rows = shutil.get_terminal_size((100, 40)).lines - 2
+        columns, rows = shutil.get_terminal_size((100, 40))
         keys = self.keys
-        if len(keys) + len(self.notes) + 1 > rows:  # too many to show: the jobs that are not queued or done
-            keys = [k for k in keys if self.states[k][0] in ("running", "failed")][-max(rows - 2, 1):]
-        lines = self.notes + [self._line(k) for k in keys] + [self.counts()]
+        if len(keys) + len(self.notes) + 1 > rows - 2:  # too many to show: the jobs running or failed
+            keys = [k for k in keys if self.states[k][0] in ("running", "failed")][-max(rows - 4, 1):]
+        lines = [line[:columns - 1] for line in self.notes + [self._line(k) for k in keys] + [self.counts()]]
         out = "\x1b[F" * self._drawn + "".join(f"\x1b[2K{line}\n" for line in lines)
         if len(lines) < self._drawn:  # clear what is left of a taller block
             out += "\x1b[2K\n" * (self._drawn - len(lines)) + "\x1b[F" * (self._drawn - len(lines))

@@ -111,3 +111,16 @@ def test_a_failing_job_and_a_killed_worker_do_not_stop_the_others(project, tmp_p
     # the same command again: the finished job is skipped, the failed ones run (and fail) again
     assert batch.main(argv) == 1
     assert json.loads((out / "tiny" / "seed3_mode=ok" / "job.json").read_text()) == records["seed3_mode=ok"]
+
+
+@pytest.mark.slow
+def test_jobs_go_to_a_running_scheduler(project, tmp_path):
+    """``--scheduler tcp://...``: a cluster started elsewhere (here: a one-worker LocalCluster); each job's threads
+    are its worker's share of the host's cores."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, memory_limit=0) as cluster:
+        result = run_batch(profile="custom", seeds=[0], out=tmp_path / "out", root=project, notebooks=TINY,
+                           engine=Engine("scheduler", scheduler=cluster.scheduler_address), progress="quiet")
+    assert result["failed"] == {}
+    assert _info(result["jobs"][0])["omp"] == str(usable_cores())
