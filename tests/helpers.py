@@ -270,7 +270,8 @@ table.save(os.path.join(results_dir, "claims.csv"))
 with open(os.path.join(results_dir, "info.json"), "w") as f:
     json.dump({"pid": os.getpid(), "worker": os.getppid(), "start": start, "end": time.time(),
                "resumed_at": resumed_at, "omp": os.environ.get("OMP_NUM_THREADS"),
-               "torch_threads": torch.get_num_threads(), "figures_dir": figures_dir}, f)
+               "torch_threads": torch.get_num_threads(), "figures_dir": figures_dir,
+               "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
 print(table.display_verdicts())
 '''
 

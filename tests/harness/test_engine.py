@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from l2l_utils.harness import batch
+from l2l_utils.harness import batch, engine
 from l2l_utils.harness.batch import build_parser, engine_from, run_batch
 from l2l_utils.harness.engine import Engine, local_plan, slurm_cluster, usable_cores
 
@@ -62,14 +62,17 @@ def test_slurm_job_script_states_the_resources():
 
 
 @pytest.mark.slow
-def test_two_workers_run_two_jobs_at_once_and_a_rerun_skips_them(project, tmp_path):
+def test_two_workers_run_two_jobs_at_once_and_a_rerun_skips_them(project, tmp_path, monkeypatch):
+    """The LocalCluster sized as on a machine with 2 GPUs (one job per GPU; no GPU is needed to check the pinning)."""
+    monkeypatch.setattr(engine, "gpu_count", lambda: 2)
     out = tmp_path / "runs" / "custom"
     first = run_batch(profile="custom", seeds=[3, 4], out=out, root=project, notebooks=TINY,
-                      overrides={"sleep": 2.0}, engine=Engine("local", workers=2), progress="quiet")
+                      overrides={"sleep": 2.0}, engine=Engine("local"), progress="quiet")
     assert first["failed"] == {} and [r["state"] for r in first["records"]] == ["done", "done"]
     a, b = (_info(job) for job in first["jobs"])
     assert a["worker"] != b["worker"]                                # two worker processes
     assert a["start"] < b["end"] and b["start"] < a["end"]           # at the same time
+    assert {a["gpu"], b["gpu"]} == {"0", "1"}                         # one GPU each
     threads = max(1, usable_cores() // 2)                            # the machine's cores shared by the 2 jobs
     assert a["omp"] == str(threads) and a["torch_threads"] == threads
     assert a["figures_dir"] == str(first["jobs"][0].folder / "figures")  # two jobs of one notebook: own figures
