@@ -4,6 +4,7 @@ Dask, each in ``<out>/<notebook>/<job>/``; the finished jobs' claims gathered in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -49,10 +50,12 @@ def select_notebooks(names, notebooks=None) -> list[str]:
 
 
 def figures_dirs(jobs, root: Path) -> dict:
-    """``figures/<notebook>`` for a notebook with one job in this batch (as ``make figures`` expects), else each
-    job's own ``<job folder>/figures`` (jobs never draw over each other)."""
+    """``figures/<notebook>`` (``$L2L_FIGURES_DIR/<notebook>`` when that is set, as in the notebooks) for a notebook
+    with one job in this batch (as ``make figures`` expects), else each job's own ``<job folder>/figures`` (jobs
+    never draw over each other)."""
     per_notebook = Counter(job.notebook for job in jobs)
-    return {job.key: root / "figures" / job.notebook if per_notebook[job.notebook] == 1 else job.folder / "figures"
+    base = Path(os.environ["L2L_FIGURES_DIR"]) if os.environ.get("L2L_FIGURES_DIR") else root / "figures"
+    return {job.key: base / job.notebook if per_notebook[job.notebook] == 1 else job.folder / "figures"
             for job in jobs}
 
 
