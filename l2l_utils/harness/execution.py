@@ -86,7 +86,7 @@ def execute(job: Job, parameters: dict, kernel: str = "python3", cwd=None, threa
     import papermill
 
     try:
-        hold(job.folder, note=f"(job {job.key})")
+        hold(job.folder, note=f"(job {job.key})", again=False)
     except FolderBusy as busy:
         return {"key": job.key, "state": "failed", "error": f"not started: {busy}", "log": None}
     started = time.time()
@@ -123,7 +123,7 @@ def record_failure(job: Job, parameters: dict, error: str) -> dict:
               "seed": job.seed, "point": job.point, "parameters": parameters, "state": "failed", "error": error,
               "finished": _now(), "log": str(job.log)}
     try:
-        hold(job.folder, note=f"(recording job {job.key})")
+        hold(job.folder, note=f"(recording job {job.key})", again=False)
     except FolderBusy:
         return _jsonable(record)
     try:

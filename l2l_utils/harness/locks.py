@@ -15,12 +15,15 @@ class FolderBusy(RuntimeError):
     """The folder is held by another process (named by the lock file's note)."""
 
 
-def hold(folder, note: str = "") -> Path:
-    """Hold ``folder`` (created if needed) until :func:`release` or the end of this process; holding it again from
-    the same process is a no-op. Raises :class:`FolderBusy` naming the holder if another process holds it."""
+def hold(folder, note: str = "", again: bool = True) -> Path:
+    """Hold ``folder`` (created if needed) until :func:`release` or the end of this process. Raises
+    :class:`FolderBusy` naming the holder if another process holds it, or if this one does and not ``again`` (a
+    notebook may run its opening twice in one kernel; a Dask worker must not run one job twice at once)."""
     folder = Path(folder).resolve()
     if folder in _HELD:
-        return folder
+        if again:
+            return folder
+        raise FolderBusy(f"{folder} is in use by this process (pid {os.getpid()})")
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:

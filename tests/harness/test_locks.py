@@ -32,5 +32,7 @@ def test_a_second_process_cannot_hold_the_folder_until_the_first_is_killed(tmp_p
             assert time.time() < deadline
             time.sleep(0.1)
     assert locks.hold(tmp_path) == tmp_path.resolve()  # again from the same process: fine
+    with pytest.raises(locks.FolderBusy, match="in use by this process"):  # unless that is refused
+        locks.hold(tmp_path, again=False)
     locks.release(tmp_path)
     locks.release(tmp_path)
