@@ -1,6 +1,7 @@
 """Where jobs run: one after another in this process (``--jobs 1``), or as Dask futures (``distributed``) on a
 LocalCluster sized to the machine, on a running scheduler (``--scheduler tcp://host:port``) or on SLURM workers
-started by dask-jobqueue (``--slurm``). Dask does the queueing, placement, retries and dashboard."""
+started by dask-jobqueue (``--slurm``). Dask does the queueing, placement, retries and dashboard; here a job is
+only sized, pinned and, if Dask blamed it for a worker that died while it merely waited there, submitted again."""
 
 from __future__ import annotations
 
@@ -78,6 +79,13 @@ def slurm_cluster(cores: int = 4, memory: str = "16GB", walltime: str = "04:00:0
         job_script_prologue=list(prologue) + [f"export {var}={cores}" for var in THREAD_VARIABLES], **kwargs)
 
 
+def pick_gpu(index: int, gpus: int) -> str:
+    """The GPU of local worker ``index``: one of those this process sees (``CUDA_VISIBLE_DEVICES`` when set, as a
+    kernel's own setting replaces it), else of ``range(gpus)``."""
+    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return visible[index % len(visible)] if visible else str(index % gpus)
+
+
 def run_sequentially(tasks, board, kernel: str, cwd, threads: int | None = None) -> list[dict]:
     """Today's behaviour: one job after another in this process, no Dask (threads not pinned unless asked)."""
     records = []
@@ -97,7 +105,7 @@ def _on_worker(job, parameters, kernel, cwd, threads, gpus, token):
     gpu = None
     if gpus:
         try:
-            gpu = int(str(worker.name).rsplit("-", 1)[-1]) % gpus
+            gpu = pick_gpu(int(str(worker.name).rsplit("-", 1)[-1]), gpus)
         except ValueError:
             gpu = None
 

@@ -11,7 +11,7 @@ import pytest
 
 from l2l_utils.harness import batch, engine
 from l2l_utils.harness.batch import build_parser, engine_from, run_batch
-from l2l_utils.harness.engine import Engine, local_plan, slurm_cluster, usable_cores
+from l2l_utils.harness.engine import Engine, local_plan, pick_gpu, slurm_cluster, usable_cores
 
 from helpers import write_tiny_notebook
 
@@ -41,6 +41,13 @@ def test_local_plan_does_not_oversubscribe():
     assert local_plan(1, 16, threads=2).threads == 2
 
 
+def test_gpus_are_those_this_process_sees(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [pick_gpu(i, 2) for i in range(3)] == ["0", "1", "0"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert [pick_gpu(i, 2) for i in range(3)] == ["2", "3", "2"]
+
+
 def test_slurm_job_script_states_the_resources():
     """What dask-jobqueue submits for --slurm (no SLURM needed to write it)."""
     args = build_parser().parse_args([
@@ -65,6 +72,7 @@ def test_slurm_job_script_states_the_resources():
 def test_two_workers_run_two_jobs_at_once_and_a_rerun_skips_them(project, tmp_path, monkeypatch):
     """The LocalCluster sized as on a machine with 2 GPUs (one job per GPU; no GPU is needed to check the pinning)."""
     monkeypatch.setattr(engine, "gpu_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     out = tmp_path / "runs" / "custom"
     first = run_batch(profile="custom", seeds=[3, 4], out=out, root=project, notebooks=TINY,
                       overrides={"sleep": 2.0}, engine=Engine("local"), progress="quiet")
