@@ -23,13 +23,18 @@ $(VENV)/.installed: pyproject.toml
 data: $(VENV)/.installed
 	$(VENV)/bin/l2l-fetch-data
 
+# Jobs run in parallel on a Dask LocalCluster sized to the machine; a rerun skips finished notebooks and resumes
+# interrupted ones. More options through REPRODUCE_ARGS, e.g. "--jobs 1" (one after another, without Dask),
+# "--seeds 0-4", "--scheduler tcp://host:8786", "--slurm ..." (README, "Running notebooks").
+REPRODUCE_ARGS ?=
+
 reproduce: data
-	$(VENV)/bin/l2l-reproduce --profile $(PROFILE)
+	$(VENV)/bin/l2l-reproduce --profile $(PROFILE) $(REPRODUCE_ARGS)
 
 # Notebooks reuse stored results (they only retrain what is missing), so re-running
-# them for a profile whose results exist only redraws the figures under figures/.
+# them (--force: finished ones too) for a profile whose results exist only redraws the figures under figures/.
 figures: data
-	$(VENV)/bin/l2l-reproduce --profile $(PROFILE)
+	$(VENV)/bin/l2l-reproduce --profile $(PROFILE) --force $(REPRODUCE_ARGS)
 
 # The notebooks are written from their percent scripts (notebooks/src/*.py, paired in jupytext.toml): edit a script,
 # then `make notebooks`; `make notebook-outputs` re-executes them at the smoke profile for their committed outputs.

@@ -1,8 +1,11 @@
 """Shared test helpers (imported as `helpers`: `tests/` is on pytest's pythonpath, see pyproject.toml)."""
 
+import gzip
 import pickle
+import struct
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import papermill as pm
 import pytest
@@ -210,3 +213,76 @@ def check_fails_before_compute(notebook: Path, tmp_path: Path, parameters: dict,
     assert "ParameterError" in error.value.ename
     assert fragment in error.value.evalue
     assert not (tmp_path / "results").exists()  # nothing was computed or written
+
+
+_IDX_TYPES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C}
+
+
+def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> None:
+    """An idx file: magic (0, 0, type, ndim), big-endian uint32 dims, big-endian data."""
+    arr = np.asarray(arr)
+    header = struct.pack(">I", (_IDX_TYPES[arr.dtype] << 8) | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    payload = header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+# A tiny notebook for the batch runner's tests: it passes its seed through to a claims table and can be told to fail
+# (``mode``: "raise" as for a bad parameter, "kill" its Dask worker, "die_once" its kernel after a checkpoint).
+TINY_PARAMETERS = '''profile = "smoke"
+seed = 0
+results_dir = "r"
+figures_dir = "f"
+mode = "ok"
+sleep = 0.0
+marker = ""'''
+TINY_BODY = '''\
+import json, os, signal, time
+import torch
+from l2l_utils.reporting.claims import ClaimsTable
+from l2l_utils.reporting.verdicts import Result
+start = time.time()
+os.makedirs(results_dir, exist_ok=True)
+checkpoint = os.path.join(results_dir, "step.txt")
+step = int(open(checkpoint).read()) if os.path.exists(checkpoint) else 0
+resumed_at = step
+if mode == "raise":
+    raise ValueError(f"bad parameter mode={mode!r}")
+if mode == "kill":  # the kernel's parent is the Dask worker running the job
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(60)
+while step < 3:
+    step += 1
+    with open(checkpoint, "w") as f:
+        f.write(str(step))
+    if mode == "die_once" and step == 2 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+time.sleep(sleep)
+table = ClaimsTable("Tiny", profile)
+table.add("Fig. 1", "seed is passed through", 3, "seed == 3",
+          Result("reproduced" if seed == 3 else "not reproduced", str(seed)))
+table.save(os.path.join(results_dir, "claims.csv"))
+with open(os.path.join(results_dir, "info.json"), "w") as f:
+    json.dump({"pid": os.getpid(), "worker": os.getppid(), "start": start, "end": time.time(),
+               "resumed_at": resumed_at, "omp": os.environ.get("OMP_NUM_THREADS"),
+               "torch_threads": torch.get_num_threads(), "figures_dir": figures_dir,
+               "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
+print(table.display_verdicts())
+'''
+
+
+def write_tiny_notebook(path: Path) -> Path:
+    """Write the tiny notebook (parameters cell + body) to ``path``."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(TINY_PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(TINY_BODY)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path

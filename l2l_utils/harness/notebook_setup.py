@@ -15,6 +15,7 @@ from ..reporting.claims import ClaimsTable
 from ..reporting.plotting import paper_style
 from ..storage.paths import project_root
 from ..storage.results import ResultsStore, track_profile
+from .locks import hold
 from .profiles import PAPER_CHOICES, PAPER_PROFILES, ParameterError, Profile, parse_overrides, resolve_profile
 from .runtime import resolve_device, seed_everything
 
@@ -47,7 +48,8 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
     """Resolve ``profile`` + ``overrides`` for ``paper`` (``check`` adds the paper's own cross-parameter rules);
     results go to ``runs/<profile>/results/<paper>`` and figures to ``figures/<paper>`` (``$L2L_FIGURES_DIR/<paper>``
     when that is set: the notebook tests draw there, never over the committed figures) unless given. A bad value
-    raises :class:`ParameterError` naming it, before anything is computed or written."""
+    raises :class:`ParameterError` naming it, before anything is computed or written. The kernel then holds the
+    results folder (:mod:`l2l_utils.harness.locks`): a second kernel on the same folder stops with FolderBusy."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
     cfg = resolve_profile(profile, PAPER_PROFILES[paper], overrides, PAPER_CHOICES[paper])
@@ -65,6 +67,7 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
     claims = ClaimsTable(title, f"{profile} (overridden: {', '.join(overridden)})" if overridden else profile)
     paper_style()
     _inline_figures()
+    hold(results_dir, note=f"({paper} notebook)")  # one kernel at a time writes a results folder's checkpoints
     print(f"profile={profile} seed={seed} device={dev} results={results_dir} figures={figures_dir}")
     return NotebookRun(cfg, dev, results_dir, figures_dir, ResultsStore(results_dir), claims,
                        f"{len(overridden)} setting(s) overridden" if overridden else "", time.perf_counter())

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +43,25 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     return path
 
 
+def atomic_copy(src, dst) -> Path:
+    """Copy file ``src`` to ``dst`` atomically (temporary file beside ``dst``, then ``os.replace``): processes that
+    stage the same file at once each write their own temporary file, and readers never see half a file."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f, open(src, "rb") as source:
+            shutil.copyfileobj(source, f, 1 << 20)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dst
+
+
 def atomic_write_text(path, text: str) -> Path:
     """Atomically write ``text`` (UTF-8) to ``path``."""
     return atomic_write_bytes(path, text.encode("utf-8"))
@@ -61,7 +81,9 @@ def config_key(config: dict) -> str:
 
 
 # modules that compute nothing a result depends on (presentation, plumbing): editing them keeps the caches
-PRESENTATION_MODULES = frozenset({"harness/batch.py", "harness/notebook_setup.py",
+PRESENTATION_MODULES = frozenset({"harness/batch.py", "harness/notebook_setup.py", "harness/jobs.py",
+                                  "harness/locks.py", "harness/execution.py", "harness/engine.py",
+                                  "harness/progress.py", "harness/summary.py",
                                   "reporting/claims.py", "reporting/confidence.py", "reporting/plotting.py",
                                   "reporting/verdicts.py", "storage/results.py", "storage/paths.py",
                                   "tasks/datasets/files.py"})

@@ -1,4 +1,5 @@
-"""Batch runner: runs one tiny notebook through papermill and gathers its claims."""
+"""Batch runner: runs the tiny notebook through papermill (one after another, ``--jobs 1``) and gathers its claims;
+the command line."""
 
 import os
 from pathlib import Path
@@ -7,32 +8,14 @@ import nbformat
 import pandas as pd
 import pytest
 
-from l2l_utils.harness.batch import NOTEBOOKS, main, parse_parameter, run_batch, select_notebooks
+from l2l_utils.harness.batch import (NOTEBOOKS, _names, build_parser, engine_from, main, run_batch,
+                                     select_notebooks)
+from l2l_utils.harness.summary import JOB_COLUMNS
 from l2l_utils.reporting.claims import CLAIM_COLUMNS
 
+from helpers import write_tiny_notebook
+
 REPO = Path(__file__).resolve().parents[2]
-
-PARAMETERS = 'profile = "smoke"\nseed = 0\nresults_dir = "r"\nfigures_dir = "f"'
-BODY = """\
-import os
-from l2l_utils.reporting.claims import ClaimsTable
-from l2l_utils.reporting.verdicts import Result
-table = ClaimsTable("Tiny", profile)
-table.add("Fig. 1", "seed is passed through", 3, "seed == 3", Result("reproduced" if seed == 3 else "not reproduced", str(seed)))
-os.makedirs(results_dir, exist_ok=True)
-table.save(os.path.join(results_dir, "claims.csv"))
-print(table.display_verdicts())
-"""
-
-
-def write_notebook(path):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell(PARAMETERS)
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(BODY)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
 
 
 @pytest.mark.slow
@@ -41,19 +24,22 @@ def test_run_batch_executes_and_gathers(tmp_path, monkeypatch):
     # make the package importable there even without an editable install
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     root = tmp_path / "project"
-    write_notebook(root / "notebooks" / "tiny.ipynb")
-    result = run_batch(profile="custom", seed=3, out=tmp_path / "out", root=root,
-                       overrides={"figures_dir": str(tmp_path / "figs")},
-                       notebooks={"tiny": "notebooks/tiny.ipynb"})
+    write_tiny_notebook(root / "notebooks" / "tiny.ipynb")
+    result = run_batch(profile="custom", seeds=[3], out=tmp_path / "out", root=root,
+                       overrides={"figures_dir": str(tmp_path / "figs")}, notebooks={"tiny": "notebooks/tiny.ipynb"},
+                       engine=engine_from(build_parser().parse_args(["--jobs", "1"])), progress="quiet")
     assert result["failed"] == {}
-    executed = nbformat.read(tmp_path / "out" / "tiny.ipynb", as_version=4)
+    job = tmp_path / "out" / "tiny" / "seed3"
+    executed = nbformat.read(job / "tiny.ipynb", as_version=4)
     assert "reproduced" in executed.cells[-1].outputs[0]["text"]
+    assert "reproduced" in (job / "log.txt").read_text()
     claims = pd.read_csv(tmp_path / "out" / "claims.csv")
-    assert list(claims.columns) == CLAIM_COLUMNS
+    assert list(claims.columns) == JOB_COLUMNS + CLAIM_COLUMNS
+    assert (claims.loc[0, "notebook"], claims.loc[0, "job"], claims.loc[0, "seed"]) == ("tiny", "seed3", 3)
     assert claims.loc[0, "profile"] == "custom"
     assert claims.loc[0, "measured"] == 3 and claims.loc[0, "verdict"] == "reproduced"
-    assert (tmp_path / "out" / "results" / "tiny" / "claims.csv").exists()
-    assert "| Tiny | Fig. 1 |" in (tmp_path / "out" / "claims.md").read_text()
+    assert (job / "results" / "claims.csv").exists()
+    assert "| tiny | seed3 | 3 | Tiny | Fig. 1 |" in (tmp_path / "out" / "claims.md").read_text()
 
 
 def test_unknown_notebook_lists_allowed_names(capsys):
@@ -66,9 +52,27 @@ def test_unknown_notebook_lists_allowed_names(capsys):
     assert "allowed: " + ", ".join(NOTEBOOKS) in capsys.readouterr().err
 
 
-def test_parse_parameter():
-    assert parse_parameter("steps=100") == ("steps", 100)
-    assert parse_parameter("lrs=[0.1, 0.01]") == ("lrs", [0.1, 0.01])
-    assert parse_parameter("device=cuda") == ("device", "cuda")
-    with pytest.raises(ValueError):
-        parse_parameter("novalue")
+@pytest.mark.parametrize("argv, message", [
+    (["-p", "seed=3"], "'seed' is set by the runner: use --seeds"),
+    (["--seeds", "4-2"], "the range 4-2 is empty"),
+    (["--grid", "lr"], "must look like KEY=V1,V2"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+])
+def test_bad_command_lines_are_refused_before_anything_runs(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(argv + ["--root", str(REPO)])
+    assert message in capsys.readouterr().err
+
+
+def test_engines_from_the_command_line():
+    parse = build_parser().parse_args
+    assert engine_from(parse([])).kind == "local" and engine_from(parse([])).workers is None
+    assert engine_from(parse(["--jobs", "1"])).kind == "sequential"
+    assert (engine_from(parse(["--jobs", "3", "--threads-per-job", "2"])).workers,
+            engine_from(parse(["--jobs", "3", "--threads-per-job", "2"])).threads) == (3, 2)
+    remote = engine_from(parse(["--scheduler", "tcp://head:8786"]))
+    assert (remote.kind, remote.scheduler) == ("scheduler", "tcp://head:8786")
+    with pytest.raises(SystemExit):
+        parse(["--slurm", "--scheduler", "tcp://head:8786"])
+    args = parse(["--notebooks", "kuo2020,metamd", "simple_optimizer", "--seeds", "0-4"])
+    assert _names(args.notebooks) == ["kuo2020", "metamd", "simple_optimizer"]

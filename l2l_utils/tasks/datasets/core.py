@@ -9,18 +9,23 @@ and permission bits do not protect it when running as root). Missing files raise
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
 import pickle
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torchvision
+from torchvision.datasets.utils import check_integrity
 
 from ...storage.paths import project_root
+from ...storage.results import atomic_copy
 
 SUPPORTED = ("MNIST", "FashionMNIST", "CIFAR10")
 SPLITS = ("train", "test")
@@ -116,19 +121,48 @@ def _mnist_split_class(name: str, split: str) -> type:
     return _Split
 
 
+def _gunzip_atomic(gz: Path, raw: Path) -> Path:
+    """Decompress ``gz`` into ``raw`` through a temporary file beside it and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=raw.parent, prefix=f".{raw.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fout, gzip.open(gz, "rb") as fin:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        os.replace(tmp, raw)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return raw
+
+
 def _stage_files(src: Path, dst: Path, basenames: Sequence[str]) -> None:
-    """Copy the present ``basename[.gz]`` files from src to dst (the data root is never written)."""
+    """Copy the present ``basename[.gz]`` files from src to dst (the data root is never written) and decompress
+    each ``.gz`` there. Every file appears by ``os.replace`` of a complete temporary file, so processes sharing
+    ``$L2L_CACHE_DIR`` (parallel batch jobs) may stage the same dataset at once: each sees whole files only."""
     for base in basenames:
         for fname in (base + ".gz", base):
             s, d = src / fname, dst / fname
-            if not s.is_file():
+            if not s.is_file() or (d.is_file() and d.stat().st_size == s.stat().st_size):
                 continue
-            if d.is_file() and d.stat().st_size == s.stat().st_size:
-                continue
-            dst.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(s, d)
+            atomic_copy(s, d)
             if fname.endswith(".gz"):
-                (dst / base).unlink(missing_ok=True)  # stale extraction of an older copy
+                _gunzip_atomic(d, dst / base)  # replaces the extraction of an older copy
+        gz, raw = dst / (base + ".gz"), dst / base
+        if gz.is_file() and not raw.is_file():
+            _gunzip_atomic(gz, raw)
+
+
+@contextlib.contextmanager
+def _private_download(dst: Path) -> Iterator[Path]:
+    """A private folder beside ``dst`` to download into; on success its files are moved into ``dst`` one
+    ``os.replace`` each (so two processes downloading at once never write into one file)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst, prefix=".download-") as tmp:
+        yield Path(tmp)
+        for path in sorted(Path(tmp).rglob("*")):
+            if path.is_file():
+                target = dst / path.relative_to(tmp)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
 
 
 def _load_mnist_like(name: str, split: str, root: Path, download: bool) -> ImageData:
@@ -136,17 +170,29 @@ def _load_mnist_like(name: str, split: str, root: Path, download: bool) -> Image
     needed = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
     src, staged_root = root / name / "raw", cache_dir()
     dst = staged_root / name / "raw"
-    _stage_files(src, dst, needed)
-    missing = [b + ".gz" for b in needed if not any((dst / f).is_file() for f in (b, b + ".gz"))]
-    if missing and not download:
-        raise DatasetMissingError(name, missing, [src, dst], f"<root>/{name}/raw/{needed[0]}.gz")
+    example = f"<root>/{name}/raw/{needed[0]}.gz"
     cls = _mnist_split_class(name, split)
+    md5s = dict(cls.resources)
     try:
-        # download=True only verifies md5 and extracts when the .gz files are present.
+        _stage_files(src, dst, needed)
+    except (OSError, EOFError) as exc:  # unreadable or truncated .gz
+        raise DatasetMissingError(name, [b + ".gz" for b in needed], [src, dst], example, reason=str(exc)) from exc
+    missing = [b + ".gz" for b in needed if not any((dst / f).is_file() for f in (b, b + ".gz"))]
+    # a staged .gz must be the published file (torchvision's md5), as when torchvision extracted it
+    corrupt = [b + ".gz" for b in needed if (dst / (b + ".gz")).is_file()
+               and not check_integrity(str(dst / (b + ".gz")), md5s[b + ".gz"])]
+    if (missing or corrupt) and not download:
+        raise DatasetMissingError(name, missing + corrupt, [src, dst], example,
+                                  reason=f"md5 mismatch: {', '.join(corrupt)}" if corrupt else None)
+    try:
+        if missing or corrupt:  # torchvision downloads, verifies md5 and extracts, privately
+            with _private_download(staged_root) as tmp:
+                cls(str(tmp), train=(split == "train"), download=True)
+        # the extracted files are all there now, so torchvision only reads them
         ds = cls(str(staged_root), train=(split == "train"), download=True)
     except Exception as exc:  # network failure, corrupted file, ...
-        raise DatasetMissingError(name, missing or [b + ".gz" for b in needed], [src, dst],
-                                  f"<root>/{name}/raw/{needed[0]}.gz", reason=str(exc)) from exc
+        raise DatasetMissingError(name, missing + corrupt or [b + ".gz" for b in needed], [src, dst], example,
+                                  reason=str(exc)) from exc
     images = ds.data.unsqueeze(1).to(torch.float32).div_(255.0)
     return _make_image_data(images, ds.targets, name, split)
 
@@ -186,9 +232,10 @@ def _load_cifar10(split: str, root: Path, download: bool) -> ImageData:
         if not download:
             raise DatasetMissingError("CIFAR10", missing, searched, example)
         found = cache_dir()
-        found.mkdir(parents=True, exist_ok=True)
         try:
-            ds = _CIFAR10Files(str(found), train=train, download=True)
+            with _private_download(found) as tmp:  # downloaded and extracted privately, then moved in
+                _CIFAR10Files(str(tmp), train=train, download=True)
+            ds = _CIFAR10Files(str(found), train=train, download=False)
         except Exception as exc:
             raise DatasetMissingError("CIFAR10", missing, searched, example, reason=str(exc)) from exc
     else:

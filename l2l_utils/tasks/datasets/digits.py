@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import gzip
 import math
 import numbers
 import os
-import shutil
 import socket
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,8 +38,8 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from .core import (SPLITS, DatasetMissingError, ImageData, _make_image_data, _stage_files, cache_dir,
-                   load_image_dataset, resolve_data_dir)
+from .core import (SPLITS, DatasetMissingError, ImageData, _gunzip_atomic, _make_image_data, _private_download,
+                   _stage_files, cache_dir, load_image_dataset, resolve_data_dir)
 
 ROTATED_MNIST_ANGLES = (0, 15, 30, 45, 60, 75)
 DIVERSE_DIGITS = ("MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN")
@@ -161,8 +159,8 @@ def _locate(name: str, split: str, root: Path, download: bool) -> tuple[Path, Pa
         if not download:
             raise DatasetMissingError(name, missing, [src, dst], example)
         try:
-            with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-                _download(name, split, dst, missing)
+            with _socket_timeout(DOWNLOAD_TIMEOUT_S), _private_download(dst) as tmp:
+                _download(name, split, tmp, missing)
         except Exception as exc:  # offline, timeout, md5 mismatch, ...
             raise DatasetMissingError(name, missing, [src, dst], example,
                                       reason=f"{type(exc).__name__}: {exc}") from exc
@@ -180,10 +178,7 @@ def _gunzip_in_cache(src: Path, dst: Path, fnames: list[str]) -> list[Path]:
     for base in bases:
         raw, gz = dst / base, dst / (base + ".gz")
         if not raw.is_file():
-            tmp = dst / f"{base}.tmp{os.getpid()}"
-            with gzip.open(gz, "rb") as fin, open(tmp, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-            os.replace(tmp, raw)
+            _gunzip_atomic(gz, raw)
         out.append(raw)
     return out
 

@@ -124,3 +124,99 @@ def test_unknown_name_and_split():
         D.load_image_dataset("SVHN")
     with pytest.raises(ValueError, match="split"):
         D.load_image_dataset("MNIST", split="val")
+
+
+# ----------------------------------------------------------------------------- a cache shared by parallel jobs
+
+STAGE_AND_LOAD = """
+import hashlib, os, sys, time
+from pathlib import Path
+from l2l_utils.tasks.datasets import core as D, digits as DD
+folder, rounds, me = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+(folder / f"ready-{me}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+for r in range(rounds):  # every process stages into the same fresh cache folder, round after round
+    os.environ["L2L_CACHE_DIR"] = str(folder / f"cache-{r}")
+    DD._CACHE.clear()
+    try:
+        d = DD.load_digit_dataset("KMNIST", "test", data_dir=folder / "root", download=False)
+        digest = hashlib.sha1(d.images.numpy().tobytes() + d.labels.numpy().tobytes()).hexdigest()
+    except Exception as exc:
+        digest = f"{type(exc).__name__}: {exc}"
+    print(r, digest, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_processes_staging_into_one_cache_at_once_all_read_whole_files(tmp_path):
+    """Parallel batch jobs share ``$L2L_CACHE_DIR``: four processes stage and extract the same idx files (KMNIST's
+    layout) into the same empty cache at once, five times over; every one reads exactly the data, none half a file."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from helpers import write_idx
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(12_000, 28, 28), dtype=np.uint8)  # 9 MB raw: copies take a while
+    labels = rng.integers(0, 10, size=12_000, dtype=np.uint8)
+    raw = tmp_path / "root" / "KMNIST" / "raw"
+    write_idx(raw / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(raw / "t10k-labels-idx1-ubyte.gz", labels)
+    from l2l_utils.tasks.datasets import digits as DD
+
+    expected = DD.load_digit_dataset("KMNIST", "test", data_dir=tmp_path / "root", download=False)
+    expected = hashlib.sha1(expected.images.numpy().tobytes() + expected.labels.numpy().tobytes()).hexdigest()
+
+    rounds, n = 5, 4
+    repo = str(Path(__file__).resolve().parents[3])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", STAGE_AND_LOAD, str(tmp_path), str(rounds), str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(n)]
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("ready-*"))) < n and time.time() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for (out, err), p in zip(outputs, procs):
+        assert p.returncode == 0, err
+        assert out.split() == [w for r in range(rounds) for w in (str(r), expected)], out + err
+    for r in range(rounds):  # no temporary file left behind
+        assert not [p for p in (tmp_path / f"cache-{r}").rglob("*") if ".tmp" in p.name or ".download-" in p.name]
+
+
+def test_staging_is_atomic(tmp_path, monkeypatch):
+    """A copy or an extraction that breaks off leaves no file under its final name (readers see none or a whole one)."""
+    import shutil
+
+    from helpers import write_idx
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_idx(src / "t10k-labels-idx1-ubyte.gz", np.arange(10, dtype=np.uint8))
+
+    def broken(fsrc, fdst, length=0):
+        fdst.write(fsrc.read(5))
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="disk full"):
+        patch.setattr(shutil, "copyfileobj", broken)
+        D._stage_files(src, dst, ["t10k-labels-idx1-ubyte"])
+    assert list(dst.iterdir()) == []
+    D._stage_files(src, dst, ["t10k-labels-idx1-ubyte"])
+    assert sorted(p.name for p in dst.iterdir()) == ["t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz"]
+    assert (dst / "t10k-labels-idx1-ubyte").read_bytes()[8:] == bytes(range(10))
+
+
+def test_a_staged_gz_must_match_the_published_md5(tmp_path):
+    """Extraction moved out of torchvision (to make it atomic) keeps its md5 check of the .gz files."""
+    from helpers import write_idx
+
+    raw = tmp_path / "root" / "MNIST" / "raw"
+    write_idx(raw / "t10k-images-idx3-ubyte.gz", np.zeros((2, 28, 28), dtype=np.uint8))
+    write_idx(raw / "t10k-labels-idx1-ubyte.gz", np.zeros(2, dtype=np.uint8))
+    with pytest.raises(D.DatasetMissingError, match="md5 mismatch: t10k-images-idx3-ubyte.gz, t10k-labels"):
+        D.load_image_dataset("MNIST", "test", data_dir=tmp_path / "root", download=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bz2
-import gzip
 import math
 import struct
 from pathlib import Path
@@ -17,10 +16,7 @@ from l2l_utils.tasks.datasets import core as D
 from l2l_utils.tasks.datasets import digits as DD
 from l2l_utils.tasks.models import lenet, resnet18
 
-from helpers import requires_data
-
-_IDX_TYPES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C}
-
+from helpers import requires_data, write_idx
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
@@ -29,19 +25,6 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "_CACHE", {})
     monkeypatch.setattr(DD, "_CACHE", {})
     monkeypatch.setattr(DD, "_ROTATED_CACHE", {})
-
-
-def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> None:
-    """An idx file: magic (0, 0, type, ndim), big-endian uint32 dims, big-endian data."""
-    arr = np.asarray(arr)
-    header = struct.pack(">I", (_IDX_TYPES[arr.dtype] << 8) | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    payload = header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if compress:
-        with gzip.open(path, "wb") as f:
-            f.write(payload)
-    else:
-        path.write_bytes(payload)
 
 
 def _snapshot(folder: Path):
