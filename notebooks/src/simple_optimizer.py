@@ -88,7 +88,7 @@ from l2l_utils.reporting.verdicts import (across, all_of, better, better_than_al
 from l2l_utils.storage.results import cached_frame, cached_training, config_key
 from l2l_utils.tasks.datasets import DatasetMissingError, DeviceDataset, load_image_dataset
 from l2l_utils.tasks.models import googlenet, lenet, mlp, mlp_width_for
-from l2l_utils.tasks.problems import ClassifierTask, RandomlyScaledTask
+from l2l_utils.tasks.problems import ClassifierTask, ConvexMixedTask, RandomlyScaledTask
 
 PAPER = "simple_optimizer"
 # Every parameter is checked here, before any compute; a bad value stops with a message naming it.
@@ -318,6 +318,13 @@ def mlp_task(hidden, data=None):
     return ClassifierTask(mlp(784, hidden, 10, "relu"), data or mnist, cfg.batch_size, init_std)
 
 
+def rnnprop_training_task(task):
+    """Lv et al.'s training problems: every coordinate randomly scaled, and a convex function of 20 more coordinates
+    added (``rnnprop_convex_mix``)."""
+    scaled = RandomlyScaledTask(task, cfg.rnnprop_scaling)
+    return ConvexMixedTask(scaled) if cfg.rnnprop_convex_mix else scaled
+
+
 def estimator_options(weights, loss_term="sum"):
     return {"weights": lambda position, length: step_weights(weights, length, position, cfg.weights_across_truncations),
             "term": term(loss_term)}
@@ -335,8 +342,7 @@ VARIANTS = {  # name: (module factory, meta-loss weights, term, training task wr
     "DMOptimizer": (lambda: LSTMOptimizer(preprocess_p=10.0, output_scale=cfg.dm_output_scale,
                                           init_std=cfg.lstm_init_std, init=cfg.lstm_init),
                     cfg.dm_loss_weights, "sum", None),
-    "RNNProp": (lambda: RNNProp(), cfg.rnnprop_loss_weights, "sum",
-                lambda task: RandomlyScaledTask(task, cfg.rnnprop_scaling)),
+    "RNNProp": (lambda: RNNProp(init=cfg.rnnprop_init), cfg.rnnprop_loss_weights, "sum", rnnprop_training_task),
 }
 meta_cfg = MetaTrainConfig(steps=cfg.train_steps, unroll=cfg.unroll, meta_batch=cfg.meta_batch, epochs=cfg.epochs,
                            trajectories_per_epoch=cfg.trajectories, val_problems=cfg.val_problems, meta_lr=cfg.meta_lr,
@@ -352,10 +358,14 @@ if mnist is not None:
                    "across": cfg.weights_across_truncations, "module": repr(rule), "hidden_size": cfg.hidden_size,
                    "mean_over": cfg.mean_over, "simple_init": cfg.simple_init,
                    "lstm": [cfg.lstm_init, cfg.lstm_init_std], "scaling": cfg.rnnprop_scaling if wrap else None,
-                   **({"output_scale": cfg.dm_output_scale} if name == "DMOptimizer" else {})}
+                   **({"output_scale": cfg.dm_output_scale} if name == "DMOptimizer" else {}),
+                   **({"rnnprop": [cfg.rnnprop_init, cfg.rnnprop_convex_mix, cfg.rnnprop_validation]}
+                      if name == "RNNProp" else {})}
+        plain_validation = name == "RNNProp" and cfg.rnnprop_validation == "plain"
         histories[name], reused = meta_train_cached(rule, wrap(train_task) if wrap else train_task, meta_cfg,
                                                     results_dir, name.replace(" ", "_"), setting, progress,
-                                                    estimator_options(weights, loss_term))
+                                                    estimator_options(weights, loss_term),
+                                                    val_task=train_task if plain_validation else None)
         trained[name], keys[name] = rule.eval(), config_key({"meta": str(meta_cfg), **setting})
         best = histories[name]
         print(f"{name:32s} reused={reused}  best epoch {int(best.best_epoch.iloc[0])}, validation final loss "
