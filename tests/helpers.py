@@ -286,3 +286,34 @@ def write_tiny_notebook(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def untrained_steps(make_rule, seeds=range(5), steps=5):
+    """Per seed: the largest median |u_t| / median |θ0| over ``steps`` steps, and the largest share of coordinates
+    stepping with the majority's sign, for the untrained rule ``make_rule()`` (built after ``torch.manual_seed(seed)``)
+    on a 784-50-ReLU-10 MLP at torch's default θ0 under N(0, 1e-3²) gradients."""
+    import torch
+
+    from l2l_utils.tasks.models import mlp
+
+    module = mlp(784, [50], 10, "relu")
+    theta = {k: v.detach().unsqueeze(0) for k, v in module.named_parameters()}
+    typical = float(torch.cat([v.reshape(-1) for v in theta.values()]).abs().median())
+    sizes, majorities = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        rule = make_rule()
+        g = torch.Generator().manual_seed(seed)
+        params, state = theta, rule.init(theta)
+        worst = majority = 0.0
+        with torch.no_grad():
+            for t in range(steps):
+                grads = {k: 1e-3 * torch.randn(v.shape, generator=g) for k, v in params.items()}
+                new, state = rule.update(params, grads, state, t)
+                u = torch.cat([(new[k] - params[k]).reshape(-1) for k in params])
+                worst = max(worst, float(u.abs().median()) / typical)
+                majority = max(majority, float(torch.maximum((u > 0).float().mean(), (u < 0).float().mean())))
+                params = new
+        sizes.append(worst)
+        majorities.append(majority)
+    return sizes, majorities

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from helpers import untrained_steps
 
 from l2l_utils.learned_optimizers.rnnprop import RNNProp
-from l2l_utils.tasks.models import mlp
 
 
 def _count(module):
@@ -65,30 +65,9 @@ def test_authors_init_gives_a_zero_update_for_a_zero_gradient_and_torchs_default
 
 
 def _untrained_rnnprop_steps(init, seeds=range(5), steps=5):
-    """Per seed: the largest median |u_t| / median |θ0| over ``steps`` steps, and the share of coordinates whose step
-    has the majority's sign, for the untrained RNNProp on a 784-50-ReLU-10 MLP at torch's default θ0 under N(0, 1e-3²)
-    gradients (RNNProp normalises them: the scale does not matter)."""
-    module = mlp(784, [50], 10, "relu")
-    theta = {k: v.detach().unsqueeze(0) for k, v in module.named_parameters()}
-    typical = float(torch.cat([v.reshape(-1) for v in theta.values()]).abs().median())
-    sizes, majorities = [], []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        rule = RNNProp(init=init)
-        g = torch.Generator().manual_seed(seed)
-        params, state = theta, rule.init(theta)
-        worst, majority = 0.0, 0.0
-        with torch.no_grad():
-            for t in range(steps):
-                grads = {k: 1e-3 * torch.randn(v.shape, generator=g) for k, v in params.items()}
-                new, state = rule.update(params, grads, state, t)
-                u = torch.cat([(new[k] - params[k]).reshape(-1) for k in params])
-                worst = max(worst, float(u.abs().median()) / typical)
-                majority = max(majority, float(torch.maximum((u > 0).float().mean(), (u < 0).float().mean())))
-                params = new
-        sizes.append(worst)
-        majorities.append(majority)
-    return sizes, majorities
+    """The untrained RNNProp's step sizes and sign majorities (``helpers.untrained_steps``; RNNProp normalises the
+    gradients, so their scale does not matter)."""
+    return untrained_steps(lambda: RNNProp(init=init), seeds, steps)
 
 
 def test_untrained_rnnprop_steps_are_small_and_follow_the_gradient_at_the_profile_setting():

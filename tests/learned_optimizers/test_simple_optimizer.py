@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import untrained_steps
 
 from l2l_utils.evaluation.comparison import best_learning_rates, best_of_grid
 from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer, detach_state
@@ -504,33 +505,12 @@ def test_dmoptimizer_output_scale_is_the_authors_mnist_setting_and_keeps_untrain
 
 
 def _untrained_simple_steps(bias, seeds=range(5), steps=5):
-    """Per seed: the largest median |u_t| / median |θ0| over ``steps`` steps and the largest share of coordinates
-    stepping with the majority's sign, for the untrained SimpleOptimizer built as the notebook builds it from the
-    paper profile (``bias`` on for Fig. 3a's ablation), on a 784-50-ReLU-10 MLP at torch's default θ0 under
-    N(0, 1e-3²) gradients."""
+    """The untrained SimpleOptimizer as the notebook builds it from the paper profile (``bias`` on for Fig. 3a's
+    ablation): step sizes and sign majorities (``helpers.untrained_steps``)."""
     from l2l_utils.harness.profiles.simple_optimizer import PAPER
 
-    module = mlp(784, [50], 10, "relu")
-    theta = {k: v.detach().unsqueeze(0) for k, v in module.named_parameters()}
-    typical = float(torch.cat([v.reshape(-1) for v in theta.values()]).abs().median())
-    sizes, majorities = [], []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        rule = SimpleOptimizer(PAPER["hidden_size"], bias=bias, mean_over=PAPER["mean_over"], init=PAPER["simple_init"])
-        g = torch.Generator().manual_seed(seed)
-        params, state = theta, rule.init(theta)
-        worst = majority = 0.0
-        with torch.no_grad():
-            for t in range(steps):
-                grads = {k: 1e-3 * torch.randn(v.shape, generator=g) for k, v in params.items()}
-                new, state = rule.update(params, grads, state, t)
-                u = torch.cat([(new[k] - params[k]).reshape(-1) for k in params])
-                worst = max(worst, float(u.abs().median()) / typical)
-                majority = max(majority, float(torch.maximum((u > 0).float().mean(), (u < 0).float().mean())))
-                params = new
-        sizes.append(worst)
-        majorities.append(majority)
-    return sizes, majorities
+    return untrained_steps(lambda: SimpleOptimizer(PAPER["hidden_size"], bias=bias, mean_over=PAPER["mean_over"],
+                                                   init=PAPER["simple_init"]), seeds, steps)
 
 
 def test_the_bias_ablation_starts_by_moving_every_coordinate_the_same_way():
