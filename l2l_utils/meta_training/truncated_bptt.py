@@ -157,13 +157,15 @@ def validation_loss(optimizer, task, cfg: MetaTrainConfig) -> float:
 
 
 def train_learned_optimizer(optimizer, task, cfg: MetaTrainConfig, checkpointer=None, progress: bool = True,
-                            estimator_options: dict | None = None):
+                            estimator_options: dict | None = None, val_task=None):
     """Meta-train ``optimizer`` in place (best epoch loaded at the end); one history row per epoch.
-    ``estimator_options`` go to :class:`TruncatedBPTT` (``weights``, ``term``, ``stop``)."""
+    ``estimator_options`` go to :class:`TruncatedBPTT` (``weights``, ``term``, ``stop``). The best epoch is chosen
+    on problems of ``val_task`` (default: ``task`` itself), e.g. the plain optimizee when training on a transformed
+    one (RNNProp's random scaling and convex mixing)."""
     per_epoch = cfg.trajectories_per_epoch * cfg.truncations
 
     def validate(model):
-        val = validation_loss(model, task, cfg)
+        val = validation_loss(model, task if val_task is None else val_task, cfg)
         return {"score": val, "val_final_loss": val}
 
     estimator = TruncatedBPTT(task, cfg, **(estimator_options or {}))
@@ -175,10 +177,11 @@ def train_learned_optimizer(optimizer, task, cfg: MetaTrainConfig, checkpointer=
 
 
 def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: str, setting: dict,
-                      progress: bool = True, estimator_options: dict | None = None) -> tuple[pd.DataFrame, bool]:
+                      progress: bool = True, estimator_options: dict | None = None,
+                      val_task=None) -> tuple[pd.DataFrame, bool]:
     """Meta-train once per setting: load ``<name>-<key>.pt`` if a finished run with this config exists,
     else train with a checkpoint (resumable) and store the best weights and the epoch history.
-    ``setting`` must name whatever ``estimator_options`` change (they are functions, not part of the key).
+    ``setting`` must name whatever ``estimator_options`` and ``val_task`` change (they are not part of the key).
 
     Returns ``(history, reused)``; ``optimizer`` holds the best weights either way.
     """
@@ -186,7 +189,7 @@ def meta_train_cached(optimizer, task, cfg: MetaTrainConfig, results_dir, name: 
 
     def train(checkpointer):
         history, best_epoch = train_learned_optimizer(optimizer, task, cfg, checkpointer, progress=progress,
-                                                      estimator_options=estimator_options)
+                                                      estimator_options=estimator_options, val_task=val_task)
         return history.assign(best_epoch=best_epoch)
 
     return cached_training(results_dir, name, config, optimizer, train)

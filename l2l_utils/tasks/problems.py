@@ -201,6 +201,66 @@ class RandomlyScaledTask:
         return ScaledProblem(problem, scales)
 
 
+class ConvexMixedProblem:
+    """F(θ, x) = f(θ) + weight · (1/n) Σ_i min((c_i·x_i − a_i)², clip): ``problem`` with n extra coordinates x (the
+    parameter ``key``) on a randomly scaled, clipped quadratic, started at x = 0 (Lv et al. 2017, "combination with
+    convex functions"; their public code, ``optimizee/trivial.py`` ``Square`` and ``optimizee/tricks.py``
+    ``Mixed``). ``targets`` a and ``scales`` c are (runs, n). The clip bounds each term at ``clip`` (its gradient is
+    0 beyond, as TensorFlow's ``clip_by_value``)."""
+
+    def __init__(self, problem, targets: torch.Tensor, scales: torch.Tensor, weight: float = 1.0, clip: float = 10.0,
+                 key: str = "convex"):
+        if key in problem.params0:
+            raise ValueError(f"the problem already has a parameter called {key!r}")
+        self.problem, self.targets, self.scales, self.weight, self.clip, self.key = (
+            problem, targets, scales, weight, clip, key)
+        self.params0 = {**problem.params0, key: torch.zeros_like(targets)}
+        groups = getattr(problem, "groups", None)
+        self.groups = None if groups is None else {**groups, key: "all"}
+
+    @property
+    def generator(self):
+        return getattr(self.problem, "generator", None)
+
+    @property
+    def last_inputs(self):
+        return getattr(self.problem, "last_inputs", None)
+
+    def convex_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The convex part alone, one value per run."""
+        return self.weight * (self.scales * x - self.targets).pow(2).clamp(max=self.clip).mean(-1)
+
+    def loss(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        inner = {k: v for k, v in params.items() if k != self.key}
+        return self.problem.loss(inner) + self.convex_loss(params[self.key])
+
+
+class ConvexMixedTask:
+    """Problems of ``task`` combined with a convex function of ``dim`` extra coordinates (Lv et al. 2017, the
+    training trick "combination with convex functions": the optimizer always sees a well-conditioned part whose loss
+    it can lower, so the meta-gradient does not vanish where the optimizee's does). As in their public code
+    (``task_list.py``, task "rnnprop"): dim 20, targets a ~ U[−1, 1], the quadratic's coordinates randomly scaled by
+    exp(U[−spread, spread]) with spread 1, each squared term clipped at 10, the two parts added with weight 1 (they
+    scale the network's coordinates separately, by exp(U[−3, 3]): wrap ``task`` in
+    :class:`RandomlyScaledTask` for that). Fresh a and c for every problem drawn."""
+
+    def __init__(self, task, dim: int = 20, spread: float = 1.0, weight: float = 1.0, clip: float = 10.0,
+                 key: str = "convex"):
+        if dim < 1:
+            raise ValueError(f"dim must be at least 1, got {dim!r}")
+        if spread < 0:
+            raise ValueError(f"spread must be non-negative, got {spread!r}")
+        self.task, self.dim, self.spread, self.weight, self.clip, self.key = task, dim, spread, weight, clip, key
+
+    def sample(self, n: int, generator: torch.Generator) -> ConvexMixedProblem:
+        problem = self.task.sample(n, generator)
+        like = next(iter(problem.params0.values()))
+        targets = torch.rand(n, self.dim, generator=generator) * 2 - 1
+        scales = torch.exp((torch.rand(n, self.dim, generator=generator) * 2 - 1) * self.spread)
+        return ConvexMixedProblem(problem, targets.to(like.device, like.dtype), scales.to(like.device, like.dtype),
+                                  self.weight, self.clip, self.key)
+
+
 # ------------------------------------------------------------------------------ MetaMD, App. A.1
 class MixtureTask:
     """Problems from one of several tasks (datasets or domains), chosen uniformly per call (MetaMD §5.2)."""

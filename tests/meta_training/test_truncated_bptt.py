@@ -286,6 +286,33 @@ class _NaNTask:
         return Problem()
 
 
+class _Recording:
+    """A task that records the sizes of the batches drawn from it."""
+
+    def __init__(self, task):
+        self.task, self.draws = task, []
+
+    def sample(self, n, generator):
+        self.draws.append(n)
+        return self.task.sample(n, generator)
+
+
+def test_the_best_epoch_is_chosen_on_the_validation_task_when_one_is_given():
+    """``val_task``: training problems from ``task``, validation problems (``val_problems`` each time, fixed seed)
+    from ``val_task`` alone, and the history's validation loss is that of ``val_task``'s problems (RNNProp: trained
+    on scaled and mixed problems, chosen on plain ones)."""
+    cfg = MetaTrainConfig(steps=6, unroll=3, meta_batch=2, epochs=2, trajectories_per_epoch=2, val_problems=3,
+                          meta_lr=1e-2, seed=0)
+    train, val = _Recording(QuadraticTask(dim=3)), _Recording(QuadraticTask(dim=3, init_std=1.0))
+    opt = _fresh_optimizer()
+    history, _ = train_learned_optimizer(opt, train, cfg, progress=False, val_task=val)
+    assert set(train.draws) == {2} and len(train.draws) == 4  # one problem per trajectory
+    assert val.draws == [3, 3]  # one validation per epoch
+    final = unroll(opt.eval(), QuadraticTask(dim=3, init_std=1.0).sample(3, torch.Generator().manual_seed(
+        cfg.seed + 1_000_003)), cfg.steps).final
+    assert float(np.mean(final)) == pytest.approx(float(history["val_final_loss"].min()), rel=1e-6)  # best loaded
+
+
 @pytest.mark.parametrize("nan_after", [0, 4])  # 4: the first truncation of 3 steps is finite
 def test_non_finite_meta_loss_is_recorded_not_raised(nan_after):
     cfg = MetaTrainConfig(steps=6, unroll=3, meta_batch=2, epochs=2, trajectories_per_epoch=2,

@@ -27,6 +27,21 @@ PAPER = {
     "dm_output_scale": 0.01,
     # RNNProp's random scaling exp(U[−3, 3]) (Lv et al.)
     "rnnprop_scaling": 3.0,
+    # RNNProp's start: neither paper gives it. "authors" is Lv et al.'s public code (github.com/vfleaking/rnnprop,
+    # nn_opt/__init__.py: linear layers N(0, 0.1²) truncated at 2σ with zero biases; TF 0.12's LSTMCell: weights
+    # U(±√(3/40)), zero biases, forget_bias 1). torch's default start ("pytorch") moves every coordinate of the ReLU
+    # MLP by the same step, 17-122% of the median |θ0| per step before any training (its output bias alone gives
+    # 0.1·tanh(b), |b| up to 0.22): every ReLU dies in a few steps or the loss explodes
+    "rnnprop_init": "authors",
+    # Lv et al.'s second training trick, which the SimpleOptimizer paper does not name: the optimizee combined with a
+    # convex function (their code, task_list.py "rnnprop" and optimizee/trivial.py Square: 20 extra coordinates,
+    # Σ min((c·x − a)², 10)/20 with a ~ U[−1, 1], its own random scaling c = exp(U[−1, 1]), weight 1, x0 = 0)
+    "rnnprop_convex_mix": True,
+    # where RNNProp's best epoch is chosen: "plain" on optimizees neither scaled nor mixed, the ones it is evaluated
+    # on (Lv et al.'s code tests on such optimizees, main.py model.test); "training" on the training problems
+    "rnnprop_validation": "plain",
+    # RNNProp is meta-trained at the paper's Adam 1e-3 like the others (§4); Lv et al.'s code uses 1e-4
+    # (nn_opt/__init__.py, lr=1e-4), which in our runs fell into the same dead-ReLU state within its first epoch
     # evaluation: Fig. 2a 200 steps, long runs 10,000 steps; test runs and the scoring window: ours
     "short_steps": 200, "long_steps": 10_000, "lstm_long_steps": 10_000, "test_runs": 5, "score_window": 100,
     # §4: baselines at the best of {1, 0.1, 0.01, 0.001} ("report the best performance")
@@ -58,4 +73,4 @@ CHOICES = {"dataset": ("MNIST",), "transfer_dataset": ("FashionMNIST", "MNIST"),
            "optimizee_init": ("pytorch", "normal"), "mean_over": ("network", "tensor"),
            "simple_init": ("pytorch", "normal"), "loss_term": _TERMS, "loss_weights": _WEIGHTS,
            "dm_loss_weights": ("uniform", "square", "last"), "rnnprop_loss_weights": ("last", "uniform", "square"),
-           "lstm_init": _INITS}
+           "lstm_init": _INITS, "rnnprop_init": ("authors", "pytorch"), "rnnprop_validation": ("plain", "training")}
