@@ -291,21 +291,21 @@ claims.show("§3.2 (example)")
 # scaling exp(U[−1, 1]), is that of Lv et al.'s public code). RNNProp starts as Lv et al.'s code starts it
 # (`rnnprop_init`) and its best epoch is chosen on plain validation optimizees (`rnnprop_validation`).
 #
-# **Why RNNProp needs these here** (runs outside the notebook: meta-training on 784-50-ReLU-10, 100 steps per
-# optimizee, last-step loss, Adam 1e-3, 30–40 trajectories, the epoch's loss on 4 plain validation optimizees; step
-# sizes on the base MLP). From torch's default start the untrained RNNProp steps every coordinate the same way (its
-# output bias alone gives 0.1·tanh(b) whatever the gradient), by 17–122% of the median |θ0| per step, so every ReLU
-# dies or the loss explodes. From that start meta-training stayed at ln 10 throughout for one seed of three and fell back to it for good after one good epoch
-# for another (seed 0, the notebook's), with no meta-gradient through the dead hidden layer; the third learned
-# (0.29). From Lv et al.'s start the untrained steps are 3–9% of that size, their signs are set by each coordinate's
-# gradient and a zero gradient gives a zero step; with the convex part meta-training learned for all three seeds
-# (best 0.40, 1.65, 0.55 against 4.2, 9.8, 18.9 untrained), but it swings between a working rule and one whose common
-# downward step kills every ReLU: the randomly scaled problems (some coordinates ×20) explode under any sizeable
-# step, and a dead hidden layer is a lower meta-loss than an exploding network. At the reduced CPU run's size (200
-# steps per optimizee, 4 epochs of 5, seed 0) the old setting learned in its first epoch (0.49) and then stayed at
-# ln 10; the new one gave 0.37, 0.29, 0.98, 0.33 over its four epochs. On the scaled and mixed training
-# problems even a working epoch can read near ln 10 (0.55 on plain optimizees, 2.10 on scaled ones), so the epoch is
-# chosen on the plain optimizees RNNProp is evaluated on, as Lv et al.'s code monitors its training on plain ones.
+# **Why RNNProp needs these here** (runs outside the notebook: meta-training on 784-50-ReLU-10, 100 steps per optimizee,
+# last-step loss, Adam 1e-3, 30–40 trajectories, the epoch's loss on 4 plain validation optimizees; step sizes on the
+# base MLP). From torch's default start the untrained RNNProp steps every coordinate the same way (its output bias alone
+# gives 0.1·tanh(b) whatever the gradient), by 17–122% of the median |θ0| per step, so every ReLU dies or the loss
+# explodes. From that start meta-training stayed at ln 10 throughout for one seed of three and fell back to it for good
+# after one good epoch for another (seed 0, the notebook's), with no meta-gradient through the dead hidden layer; the
+# third learned (0.29). From Lv et al.'s start the untrained steps are 3–9% of that size, their signs are set by each
+# coordinate's gradient and a zero gradient gives a zero step; with the convex part meta-training learned for all three
+# seeds (best 0.40, 1.65, 0.55 against 4.2, 9.8, 18.9 untrained), but it swings between a working rule and one whose
+# common downward step kills every ReLU: the randomly scaled problems (some coordinates ×20) explode under any sizeable
+# step, and a dead hidden layer is a lower meta-loss than an exploding network. At the reduced CPU run's size (200 steps
+# per optimizee, 4 epochs of 5, seed 0) the old setting learned in its first epoch (0.49) and then stayed at ln 10; the
+# new one gave 0.37, 0.29, 0.98, 0.33 over its four epochs. On the scaled and mixed training problems even a working
+# epoch can read near ln 10 (0.55 on plain optimizees, 2.10 on scaled ones), so the epoch is chosen on the plain
+# optimizees RNNProp is evaluated on, as Lv et al.'s code monitors its training on plain ones.
 # `train_hidden` sets the width of the MLP the optimizers are meta-trained on (the paper: the base MLP, 500).
 
 # %%
