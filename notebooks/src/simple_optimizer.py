@@ -36,7 +36,12 @@
 # `rnnprop_loss_weights`); DMOptimizer's output scale (`dm_output_scale`: 0.01, the authors' public code for MNIST;
 # Andrychowicz et al.'s ×0.1 was for a 20-unit sigmoid MLP, and on this ReLU MLP it moves every weight by about 30%
 # of its size per step before any training, which meta-training escapes only by killing every ReLU: loss ln 10);
-# the number of test runs and the scoring window; the fine-tuning cap per repetition
+# RNNProp's start (`rnnprop_init`: Lv et al.'s public code; from torch's default start the untrained RNNProp moves
+# every coordinate of this ReLU MLP by the same step, 17–122% of the median |θ0| per step, and meta-training may
+# never leave ln 10); Lv et al.'s second training trick, a convex function mixed into the optimizee, which the paper
+# does not name (`rnnprop_convex_mix`, in the form of Lv et al.'s code); the problems RNNProp's best epoch is chosen
+# on (`rnnprop_validation`: plain optimizees, the ones it is evaluated on, not the scaled and mixed ones it is
+# trained on); the number of test runs and the scoring window; the fine-tuning cap per repetition
 # (`finetune_max_steps`); the width of the 5-layer MLP (equal widths whose count is closest to 16× the base MLP).
 #
 # **How claims are judged.** Every comparison is over the same test optimizees for every optimizer (θ0 and
@@ -292,9 +297,27 @@ claims.show("§3.2 (example), Eq. 6 as printed", "§3.2 (example), Eq. 6 with th
 # as constants (the shared estimator of `l2l_utils.meta_training.truncated_bptt`, with the meta-loss term and weights of section
 # 2). SimpleOptimizer and its three ablations (bias back; uniform weights instead of Eq. 6; no aggregation) use
 # Eq. 6 with w_i = i² unless ablated; DMOptimizer uses uniform weights (Andrychowicz et al.) and RNNProp the last
-# step of each truncation, on randomly scaled optimizees (Lv et al.; the best epoch of RNNProp is therefore chosen on
-# scaled validation optimizees too). Not implemented: Lv et al.'s second trick, mixing a convex function into the
-# optimizee during training (the SimpleOptimizer paper names only the preprocessing and the random scaling).
+# step of each truncation, with Lv et al.'s two training tricks: every coordinate of the optimizee randomly scaled by
+# exp(U[−3, 3]), and a convex function of 20 extra coordinates added to its loss (`rnnprop_convex_mix`; the
+# SimpleOptimizer paper names only the scaling; the form, Σ min((c·x − a)², 10)/20 with a ~ U[−1, 1] and its own
+# scaling exp(U[−1, 1]), is that of Lv et al.'s public code). RNNProp starts as Lv et al.'s code starts it
+# (`rnnprop_init`) and its best epoch is chosen on plain validation optimizees (`rnnprop_validation`).
+#
+# **Why RNNProp needs these here** (runs outside the notebook: meta-training on 784-50-ReLU-10, 100 steps per optimizee,
+# last-step loss, Adam 1e-3, 30–40 trajectories, the epoch's loss on 4 plain validation optimizees; step sizes on the
+# base MLP). From torch's default start the untrained RNNProp steps every coordinate the same way (its output bias alone
+# gives 0.1·tanh(b) whatever the gradient), by 17–122% of the median |θ0| per step, so every ReLU dies or the loss
+# explodes. From that start meta-training stayed at ln 10 throughout for one seed of three and fell back to it for good
+# after one good epoch for another (seed 0, the notebook's), with no meta-gradient through the dead hidden layer; the
+# third learned (0.29). From Lv et al.'s start the untrained steps are 3–9% of that size, their signs are set by each
+# coordinate's gradient and a zero gradient gives a zero step; with the convex part meta-training learned for all three
+# seeds (best 0.40, 1.65, 0.55 against 4.2, 9.8, 18.9 untrained), but it swings between a working rule and one whose
+# common downward step kills every ReLU: the randomly scaled problems (some coordinates ×20) explode under any sizeable
+# step, and a dead hidden layer is a lower meta-loss than an exploding network. At the reduced CPU run's size (200 steps
+# per optimizee, 4 epochs of 5, seed 0) the old setting learned in its first epoch (0.49) and then stayed at ln 10; the
+# new one gave 0.37, 0.29, 0.98, 0.33 over its four epochs. On the scaled and mixed training problems even a working
+# epoch can read near ln 10 (0.55 on plain optimizees, 2.10 on scaled ones), so the epoch is chosen on the plain
+# optimizees RNNProp is evaluated on, as Lv et al.'s code monitors its training on plain ones.
 # `train_hidden` sets the width of the MLP the optimizers are meta-trained on (the paper: the base MLP, 500).
 
 # %%
@@ -492,6 +515,17 @@ claims.show(*fig2_claims)
 #
 # (a) SimpleOptimizer with the biases of the RNN and of the output layer added back; (b) trained with uniform
 # weights (Eq. 2, w_t = 1) instead of Eq. 6, and without the mean aggregation. Same test optimizees as Fig. 2.
+#
+# **What (a) measures on this MLP.** The biases give the update a part that does not depend on the gradient (§3.1's
+# tanh(b)) and is the same for every coordinate. The MLP's inputs are pixels ≥ 0, so one common step δ on the first
+# layer's weights moves every hidden pre-activation by δ times the image's pixel sum (about 100). From torch's default
+# start (ours, as for every rule here) the untrained + bias rule steps every weight the same way by 3–25× the median
+# |θ0|: every ReLU is dead within a few steps, the loss is ln 10 and no meta-gradient comes back through the hidden
+# layer. Started with zero biases instead (a run outside the notebook, 784-50-ReLU-10, 200 steps, Eq. 6), meta-training
+# itself learns such a common step in its first 25 updates (output bias −0.009: 1.4× the median |θ0| per step, every
+# coordinate the same sign) and ends at ln 10 the same way, while the bias-free rule goes from 0.56 to 0.26. So the
+# ablation's failure is the paper's own argument (a bias moves the parameters whatever the gradient) in its strongest
+# form on this MLP: the biased rule never leaves the start, rather than stalling near a stationary point.
 
 # %%
 fig3_claims = {
@@ -541,11 +575,13 @@ claims.show(*fig3_claims)
 # trained optimizers: the largest |b_ih + b_hh| of their LSTM cells (torch's two bias vectors add up to one
 # effective bias) before and after meta-training, and the mean |θ_100 − θ_0| under a zero gradient (section 1's probe).
 # The largest bias says little by itself: DMOptimizer's N(0, 0.1²) start already puts the largest of its 160 effective
-# biases near 0.5 (and torch's default start does similarly for RNNProp); the paper does not say how its optimizers
-# started. The zero-gradient drift is what §3.1's argument is about, and biases that merely exist prove nothing: the
-# claim is judged by the drift of each trained LSTM optimizer against the same trained network with every bias set to
-# zero. It holds when the biases at least double the drift (for DMOptimizer a zero gradient is still a non-zero input,
-# (−1, 0) after the log/sign preprocessing, so its bias-free drift need not be 0).
+# biases near 0.5, and RNNProp's start (Lv et al.'s code) sets its forget gates' biases to 1 (TensorFlow's
+# forget_bias, here in b_ih), its other biases to 0; the paper does not say how its optimizers started. The
+# zero-gradient drift is what §3.1's argument is about (RNNProp's is exactly 0 before training), and biases that
+# merely exist prove nothing: the claim is judged by the drift of each trained LSTM optimizer against the same
+# trained network with every bias set to zero. It holds when the biases at least double the drift (for DMOptimizer a
+# zero gradient is still a non-zero input, (−1, 0) after the log/sign preprocessing, so its bias-free drift need not
+# be 0).
 
 # %%
 def without_biases(rule):

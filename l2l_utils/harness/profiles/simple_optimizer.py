@@ -40,6 +40,8 @@ PAPER = {
     # where RNNProp's best epoch is chosen: "plain" on optimizees neither scaled nor mixed, the ones it is evaluated
     # on (Lv et al.'s code tests on such optimizees, main.py model.test); "training" on the training problems
     "rnnprop_validation": "plain",
+    # RNNProp is meta-trained at the paper's Adam 1e-3 like the others (§4); Lv et al.'s code uses 1e-4
+    # (nn_opt/__init__.py, lr=1e-4), which in our runs fell into the same dead-ReLU state within its first epoch
     # evaluation: Fig. 2a 200 steps, long runs 10,000 steps; test runs and the scoring window: ours
     "short_steps": 200, "long_steps": 10_000, "lstm_long_steps": 10_000, "test_runs": 10, "score_window": 100,
     # §4: baselines at the best of {1, 0.1, 0.01, 0.001} ("report the best performance")
