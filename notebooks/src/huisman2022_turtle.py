@@ -78,9 +78,10 @@ from l2l_utils.learned_optimizers.meta_learners import (MAML, EpisodicMetaLearne
 from l2l_utils.meta_training.episodic_training import (EpisodicConfig, EpisodicQueryLoss, evaluate, fixed_episodes,
                                                        train_and_test)
 from l2l_utils.reporting.confidence import confidence_interval
+from l2l_utils.reporting.criteria import leads_in_share
 from l2l_utils.reporting.learning_gate import did_it_learn_from_validation, gated
 from l2l_utils.reporting.plotting import profile_title, save_figure
-from l2l_utils.reporting.verdicts import (Result, across, all_of, better, better_than_all, in_share_of, similar,
+from l2l_utils.reporting.verdicts import (Result, across, all_of, better, better_than_all, similar,
                                           sweep_too_narrow, within_tolerance)
 from l2l_utils.storage.results import ResultsStore, cached_frame
 from l2l_utils.tasks.datasets import DatasetMissingError, load_fewshot_dataset, load_omniglot_subsets, split_classes
@@ -688,17 +689,8 @@ def image_claims(frame, cross=None):
             for key, group in frame.groupby(["setting", "method", "shots"])}
     scenarios = sorted({(s, k) for s, _, k in runs})
     acc = dict(direction="higher", statistic="median", unit="runs", seed=seed)
-    out = {}
-    wins, competitive = {}, {}
-    for s, k in scenarios:
-        values = {m: runs[(s, m, k)] for m in METHODS}
-        best = max(("TURTLE", "Meta-learner LSTM (enhanced)"), key=lambda m: float(np.median(values[m])))
-        others = [m for m in METHODS if m not in ("TURTLE", "Meta-learner LSTM (enhanced)")]
-        best_other = max(others, key=lambda m: float(np.median(values[m])))
-        wins[f"{s} {k}-shot"] = better_than_all(values, best, others, **acc)
-        competitive[f"{s} {k}-shot"] = better(values[best], values[best_other], (best, best_other), margin=-0.02,
-                                              relative=False, **acc)
-    out["vs MAML"] = all_of({"wins in ≥ 50%": in_share_of(wins, 0.5), "competitive in all": across(competitive)})
+    out = {"vs MAML": leads_in_share({f"{s} {k}-shot": {m: runs[(s, m, k)] for m in METHODS} for s, k in scenarios},
+                                     ("TURTLE", "Meta-learner LSTM (enhanced)"), share=0.5, tolerance=0.02, **acc)}
     out["second order"] = across({f"{s} {k}-shot, {a}": better(runs[(s, a, k)], runs[(s, b, k)], (a, b), **acc)
                                   for s, k in scenarios for a, b in SECOND_ORDER_PAIRS})
     shots = sorted({k for _, k in scenarios})
