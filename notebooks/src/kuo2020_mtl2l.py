@@ -4,13 +4,18 @@
 # **Paper:** Kuo, Harandi, Fourrier, Walder, Ferraro, Suominen, *MTL2L: A Context Aware Neural Optimiser* (AutoML
 # workshop at ICML 2020, arXiv:2007.09343). Read this notebook next to the paper, appendix included.
 #
+# Every figure, table and numbered claim of the paper, appendix included, and what this notebook does with it:
+#
 # | section | paper | here |
 # |---|---|---|
-# | 1 | §2-3, Table 1, Eqs. 9-17, App. B.3-B.5: the SVD-LSTM optimiser and its hypernetworks | code shown, checked numerically |
-# | 2 | the authors' committed curves of Figs. 2, 4, 5 | read, put on one stated scale, the paper's claims judged on them |
-# | 3 | Fig. 2a, Fig. 4a-c (scenario 1): meta-train and test on MNIST, Fashion-MNIST, KMNIST | run (KMNIST: seeded halves of its test split) |
-# | 4 | Fig. 2b, Fig. 5 (scenario 2): tested on an unseen modified CIFAR-10 | runs where CIFAR-10 is on disk (not available offline here); here also on MNIST as a labelled substitute unseen domain |
-# | 5 | claims table | every claim of §4 and the conclusion |
+# | 1 | Fig. 1 (where neural optimisers apply) and Fig. 3 (LSTM optimiser vs MTL2L, multi-task meta-training): diagrams | run: the code they depict is shown in section 1 (Fig. 3b's alternation in section 4) |
+# | 1 | §2-3, Table 1 (Eqs. 5-16), Eq. 17, App. B.3-B.5: the SVD-LSTM optimiser and its hypernetworks | run: code shown, checked numerically |
+# | 2 | the authors' committed curves of Figs. 2, 4, 5 | run: read, put on one stated scale, the paper's claims judged on them |
+# | 3 | Fig. 2 (a), Fig. 4 (a)-(c) (scenario 1): meta-train and test on MNIST, Fashion-MNIST, KMNIST (App. B.1, B.2, B.4, B.5.2) | run (KMNIST: seeded halves of its test split, the only split on disk) |
+# | 4 | Fig. 2 (b), Fig. 5 (scenario 2): tested on an unseen modified CIFAR-10 (App. B.2, B.5.3) | runs where CIFAR-10 is present: not on disk here; also run on MNIST as a labelled substitute unseen domain |
+# | 5 | claims table | every claim of §4 and the conclusion (§6) |
+#
+# App. A is related work (no experiment).
 #
 # **Profiles.** `smoke` (default) runs every section at toy size on a CPU in about a minute: its figures say
 # "smoke profile" and its numbers are not evidence for or against the paper (only the verdicts on the authors' own
