@@ -3,8 +3,8 @@ comparisons of :mod:`l2l_utils.reporting.verdicts` (so each inherits their error
 and the treatment of failures), and each can fail: ``tests/reporting/test_criteria.py`` feeds every one data where
 its claim is true, data where it is false, and too few units.
 
-* :func:`beats` — a method below every comparator (a baseline still at chance loss is not counted as beaten);
-  :func:`each_beats` — several methods each below every comparator;
+* :func:`beats` — a method below every comparator (a baseline still at chance loss is not counted as
+  beaten); :func:`each_beats` — several methods each below every comparator;
 * :func:`halves` — a score at least halves between two points of a run;
 * :func:`diverges` — runs end at least ``factor`` times above the lowest score they reached;
 * :func:`deteriorates`, :func:`gets_volatile`, :func:`converges` — shapes of one method's test curves;

@@ -53,8 +53,9 @@
 # diverged run counts as a failure. The tested verdict functions of `l2l_utils.reporting.verdicts` say "reproduced" or "not
 # reproduced" only when the 95% interval (Student/Welch t or Fieller for means, an exact sign-test or
 # Hodges–Lehmann interval for medians, valid at every n) excludes the threshold, else "inconclusive"; a comparison
-# of fewer than 6 independent units is "inconclusive" whatever it shows (`MIN_UNITS`). Each figure's claim
-# rows are shown right below it.
+# of fewer than 6 independent units is "inconclusive" whatever it shows (`MIN_UNITS`). A comparator whose loss is not
+# shown 10% below chance (ln 10 on these 10-class problems) is not counted as beaten (`l2l_utils.reporting.criteria`;
+# except in Fig. 3a, whose claim is that "+ bias" stays there). Each figure's claim rows are shown right below it.
 
 # %% tags=["parameters"]
 profile = "smoke"     # "smoke" or "paper"
@@ -79,7 +80,7 @@ from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
 from l2l_utils.evaluation.comparison import (best_learning_rates, best_of_grid, divergence_counts, mean_curves,
-                                             scores_at, tidy)
+                                             scores_at, tidy, tuned_at_edge)
 from l2l_utils.harness.notebook_setup import start_notebook
 from l2l_utils.harness.profiles.simple_optimizer import PAPER as PAPER_SETTINGS
 from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer
@@ -93,7 +94,7 @@ from l2l_utils.optimizers.unroll import unroll
 from l2l_utils.reporting.criteria import beats, biases_move, diverges, halves
 from l2l_utils.reporting.learning_gate import CHANCE_10_CLASSES, did_it_learn, gated, loss_curves
 from l2l_utils.reporting.plotting import profile_title, save_figure
-from l2l_utils.reporting.verdicts import (across, all_of, better, holds, negate, short_of_horizon,
+from l2l_utils.reporting.verdicts import (against_tuned, across, all_of, better, holds, negate, short_of_horizon,
                                          with_positive_control)
 from l2l_utils.storage.results import cached_frame, cached_training, config_key
 from l2l_utils.tasks.datasets import DatasetMissingError, DeviceDataset, load_image_dataset
@@ -639,7 +640,11 @@ claims.show("§3.1 (LSTM biases)")
 # ## 7. LeNet on MNIST (Fig. 4a)
 #
 # The optimizers trained on the base MLP, applied unchanged to LeNet-5 on MNIST for 10,000 steps, against SGD and
-# ADAM at the best of the grid {1, 0.1, 0.01, 0.001} on these same runs (§4: "report the best performance").
+# ADAM at the best of the grid {1, 0.1, 0.01, 0.001} on these same runs (§4: "report the best performance"). A best
+# rate at the edge of that grid extends it (×10 further, up to `lr_grid_extensions` rates; the paper does not say
+# what it did there), and a win against a baseline whose rate is still at the edge of the rates tried is
+# "inconclusive" (`against_tuned`: its tuning may be too narrow). The same holds for the rates tuned on the subset
+# in section 8 and for Fig. 5a.
 # "Diverge" is judged per run as a final loss at least twice the lowest loss the run reached (or a non-finite loss).
 
 # %%
@@ -662,13 +667,23 @@ def with_baselines(task, key_name, steps, upstream):
     best performance"), and those rates."""
     def compute():
         runs, table = best_of_grid(["SGD", "ADAM"], cfg.lr_grid, problems(task, cfg.test_runs, TEST_SEED), steps,
-                                   cfg.score_window)
-        best = best_learning_rates(table)
-        return runs[[lr == best[name] for name, lr in zip(runs.optimizer, runs.lr)]]
+                                   cfg.score_window, cfg.lr_grid_extensions)
+        best, edge = best_learning_rates(table), tuned_at_edge(table)
+        runs = runs[[lr == best[name] for name, lr in zip(runs.optimizer, runs.lr)]]
+        return runs.assign(lr_at_edge=runs.optimizer.isin(edge))
     frame, _ = cached_frame(store, key_name, {"upstream": upstream, "grid": cfg.lr_grid, "n": cfg.test_runs,
-                                              "steps": steps, **EVALUATION}, compute)
-    print(f"{key_name}: best learning rates", frame.groupby("optimizer").lr.first().to_dict())
+                                              "extensions": cfg.lr_grid_extensions, "steps": steps, **EVALUATION},
+                            compute)
+    print(f"{key_name}: best learning rates", frame.groupby("optimizer").lr.first().to_dict(),
+          "| at the edge of the rates tried:", at_edge(frame) or "none")
     return frame
+
+
+def at_edge(frame):
+    """The baselines in ``frame`` whose best rate is still the smallest or largest rate tried (`against_tuned`)."""
+    if "lr_at_edge" not in frame:
+        return []
+    return sorted(frame.loc[frame.lr_at_edge.fillna(False).astype(bool), "optimizer"].unique())
 
 
 fig4a_claims = {
@@ -699,8 +714,9 @@ else:
     end, early = scores(lenet_all, LENET), scores(lenet_all, min(SHORT, LENET_LSTM))
     claims.add("Fig. 4 (a)", fig4a_claims["Fig. 4 (a)"], "qualitative (plot)",
                f"{window_note(LENET)}: SimpleOptimizer below SGD at its best rate of {cfg.lr_grid} (paired)",
-               short_of_horizon(gated(beats(end, "SimpleOptimizer", ["SGD"], **BEATS),
-                                      uses("SimpleOptimizer")), LENET, PAPER_SETTINGS["lenet_steps"]))
+               short_of_horizon(against_tuned(gated(beats(end, "SimpleOptimizer", ["SGD"], **BEATS),
+                                                    uses("SimpleOptimizer")), at_edge(lenet_hand)),
+                                LENET, PAPER_SETTINGS["lenet_steps"]))
     claims.add("Fig. 4 (a) RNNProp early", fig4a_claims["Fig. 4 (a) RNNProp early"], "qualitative (plot)",
                f"{window_note(min(SHORT, LENET_LSTM))}: RNNProp below SimpleOptimizer (paired)",
                gated(beats(early, "RNNProp", ["SimpleOptimizer"], **BEATS),
@@ -754,7 +770,8 @@ def transfer(label, network, data, steps):
 
     def compute():
         _, table = best_of_grid(["SGD", "ADAM"], cfg.lr_grid, problems(part, cfg.test_runs, TUNE_SEED),
-                                cfg.subset_tune_steps, cfg.score_window)
+                                cfg.subset_tune_steps, cfg.score_window, cfg.lr_grid_extensions)
+        edge = tuned_at_edge(table)
         ranked = table.sort_values("mean_final_loss").groupby("optimizer").lr.apply(list)
         frames = [run_rule(trained["SimpleOptimizer"], problems(full, cfg.test_runs, TEST_SEED)(), steps,
                            "SimpleOptimizer"),
@@ -762,11 +779,12 @@ def transfer(label, network, data, steps):
         for name in ("SGD", "ADAM"):
             for lr, shown in zip(ranked[name][:2], (name, f"{name} (untuned)")):
                 frames.append(run_rule(baseline_rule(name, lr), problems(full, cfg.test_runs, TEST_SEED)(), steps,
-                                       shown).assign(lr=lr))
+                                       shown).assign(lr=lr, lr_at_edge=shown == name and name in edge))
         return pd.concat(frames)
 
     frame, _ = cached_frame(store, f"transfer-{label}", {**ft_setting, "grid": cfg.lr_grid, "n": cfg.test_runs,
-                                                         "steps": steps, "tune": cfg.subset_tune_steps}, compute)
+                                                         "extensions": cfg.lr_grid_extensions, "steps": steps,
+                                                         "tune": cfg.subset_tune_steps}, compute)
     return frame, history
 
 
@@ -782,8 +800,8 @@ def transfer_claims(frame, history, steps, tag, statement_no_ft, statement_ft):
                              for name in ("SGD", "ADAM")}), uses("SimpleOptimizer")))
     claims.add(f"{tag} fine-tuning", statement_ft, "qualitative (plot)",
                f"{window_note(steps)}: fine-tuned SimpleOptimizer below SGD and ADAM tuned on the subset (paired)",
-               gated(beats(end, "SimpleOptimizer (fine-tuned)", ["SGD", "ADAM"], **BEATS),
-                     uses("SimpleOptimizer")))
+               against_tuned(gated(beats(end, "SimpleOptimizer (fine-tuned)", ["SGD", "ADAM"], **BEATS),
+                                   uses("SimpleOptimizer")), at_edge(frame)))
     claims.add(f"{tag} §3.4", "Fine-tuning on a 5% subset (< 1,000 batches) leads to a better training loss on the "
                "full dataset", "< 1000 batches",
                f"{window_note(steps)}: fine-tuned below not fine-tuned (paired), and fewer than 1,000 fine-tuning "
@@ -889,8 +907,9 @@ else:
     claims.add("Fig. 5 (a)", fig5a, "qualitative (plot)", f"our {cfg.deep_layers}-layer MLP of width {deep_width} "
                f"({deep_params / base_params:.1f}× the base MLP's parameters); {window_note(cfg.deep_steps)}: "
                f"SimpleOptimizer below SGD and ADAM at their best rates of {cfg.lr_grid} (paired)",
-               short_of_horizon(gated(beats(end, "SimpleOptimizer", ["SGD", "ADAM"], **BEATS),
-                                      uses("SimpleOptimizer")), cfg.deep_steps, PAPER_SETTINGS["deep_steps"]))
+               short_of_horizon(against_tuned(gated(beats(end, "SimpleOptimizer", ["SGD", "ADAM"], **BEATS),
+                                                    uses("SimpleOptimizer")), at_edge(deep_hand)),
+                                cfg.deep_steps, PAPER_SETTINGS["deep_steps"]))
 claims.show("Fig. 5 (a)")
 
 # %% [markdown]
