@@ -47,8 +47,9 @@ def beats(scores: Mapping[str, Sequence[float]], method: str, others: Sequence[s
           chance: float | None = None, **kw) -> Result:
     """``method``'s scores below each of ``others``' (lower is better; by ``margin``, a fraction; every keyword of
     :func:`~.verdicts.better`, e.g. ``paired``, ``unit``). With ``chance``, a comparator whose scores are not shown
-    below chance (:func:`off_chance`) is not counted as beaten: its part reads "inconclusive: <name> at chance loss",
-    so the conjunction cannot be "reproduced"."""
+    below chance (:func:`off_chance`; a baseline that diverged everywhere is not either) is not counted as beaten:
+    its part reads "inconclusive: <name> not shown 10% below chance loss", so the conjunction cannot be
+    "reproduced"."""
     missing = [name for name in [method, *others] if name not in scores]
     if missing:
         raise KeyError(f"no scores for {missing}; have {sorted(scores)}")
@@ -58,8 +59,8 @@ def beats(scores: Mapping[str, Sequence[float]], method: str, others: Sequence[s
         if chance is not None and result.kind == "reproduced":
             left = off_chance(scores[other], chance, other, kw.get("unit", "problems"))
             if left.kind != "reproduced":
-                result = Result(f"inconclusive: {other} at chance loss (not shown below {chance:.4g} by "
-                                f"{MIN_DECREASE:.0%})", f"{result.measured}; {other} vs chance: {left.measured}")
+                result = Result(f"inconclusive: {other} not shown {MIN_DECREASE:.0%} below chance loss "
+                                f"({chance:.4g})", f"{result.measured}; {other} vs chance: {left.measured}")
         parts[other] = result
     return _conjunction(parts)
 
