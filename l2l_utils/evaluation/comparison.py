@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from ..optimizers.baselines import run_baseline, tune_learning_rate
+from ..optimizers.grid_search import search_grid
 from ..optimizers.unroll import Unrolled, unroll
 
 
@@ -105,19 +106,24 @@ def curve_scores(frame: pd.DataFrame, value: str, late_window: int, split: int, 
 
 
 def best_of_grid(names: Sequence[str], learning_rates: Sequence[float], make_problem: Callable, steps: int,
-                 window: int = 1, **labels) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 window: int = 1, max_extensions: int = 0, **labels) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every baseline at every learning rate on the same problems, each scored by its mean loss over the last
     ``window`` steps (a rate under which a run diverges scores +inf). Returns the tidy runs of every rate (column
     ``lr``) and a table of scores per baseline and rate; the best rate is the one the paper reports when it runs
-    "the best performing one" of a grid on the evaluation itself (SimpleOptimizer paper §4)."""
+    "the best performing one" of a grid on the evaluation itself (SimpleOptimizer paper §4). With ``max_extensions``
+    > 0 a best rate at the edge of the grid extends it (:func:`~l2l_utils.optimizers.grid_search.search_grid`; the
+    table's ``extended`` marks the added rates, :func:`tuned_at_edge` says whose best rate is still at the edge)."""
     frames, rows = [], []
     for name in names:
-        for lr in learning_rates:
+        def score(lr, name=name):
             frame = tidy(run_baseline(name, lr, make_problem(), steps), name, lr=lr, **labels)
-            scores = scores_at(frame, steps, window)[name]
-            rows.append({"optimizer": name, "lr": lr,
-                         "mean_final_loss": float(np.mean(scores)) if np.all(np.isfinite(scores)) else float("inf")})
             frames.append(frame)
+            scores = scores_at(frame, steps, window)[name]
+            return float(np.mean(scores)) if np.all(np.isfinite(scores)) else float("inf")
+
+        result = search_grid(score, learning_rates, max_extensions)
+        rows += [{"optimizer": name, "lr": lr, "mean_final_loss": value, "extended": lr in result.extended}
+                 for lr, value in result.scores.items()]
     return pd.concat(frames, ignore_index=True), pd.DataFrame(rows)
 
 

@@ -24,6 +24,9 @@ PAPER = {
     "test_steps": 1000, "eval_every": 10, "test_runs": 10, "baseline_lr": 0.01,
     # the labelled extra: baselines with their learning rate tuned on separate problems (best mean final loss)
     "tune_grid": [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0], "tune_runs": 3,
+    # a best tuned rate at the grid's edge extends it by up to this many rates (same ratio as the grid's outer step);
+    # one still at the edge of the rates tried is reported as such
+    "tune_grid_extensions": 2,
     # scenario 1 datasets; KMNIST has only its test split here: a seeded share of it trains, the rest tests
     "datasets_s1": ["MNIST", "FashionMNIST", "KMNIST"], "kmnist_train_share": 0.5,
     # App. B.2's modified CIFAR-10: grey = 0.30 R + 0.59 B + 0.11 G as printed, or the BT.601 luminance weights
@@ -38,7 +41,8 @@ PAPER = {
 SMOKE = dict(
     PAPER,
     train_steps=10, unroll=5, trajectories=1, trajectories_s2=2, test_steps=30, eval_every=10, test_runs=2,
-    tune_grid=[1e-2, 0.1], tune_runs=1, datasets_s1=["MNIST"], val_problems=1, late_window=10, volatility_split=10,
+    tune_grid=[1e-2, 0.1], tune_grid_extensions=1, tune_runs=1, datasets_s1=["MNIST"], val_problems=1, late_window=10,
+    volatility_split=10,
 )
 CHOICES = {"architecture": ("paper", "authors"), "lstm": ("andrychowicz", "authors"),
            "normalisation": ("authors", "none"), "cifar_grey_weights": ("as printed", "luminance"),
