@@ -168,7 +168,7 @@ class NeuralArtTask:
             raise ValueError(f"the extractor computes {extractor.layers}, the losses need {sorted(needed)}")
         self.extractor, self.content_images, self.weights = extractor, content_images, weights
         self.content_layers, self.style_layers, self.init_std = tuple(content_layers), tuple(style_layers), init_std
-        self.size = content_images.shape[-1]
+        self.size, self.style_image = content_images.shape[-1], style_image[0].to(content_images)
         with torch.no_grad():
             responses = extractor(style_image.to(content_images))
             self.style_grams = {k: gram_matrix(responses[k])[0] for k in self.style_layers}

@@ -66,7 +66,7 @@ def neural_art_files(data_dir: str | os.PathLike | None = None, min_content: int
         weights = pretrained_vgg19_path(data_dir)
     except DatasetMissingError as error:
         missing.append("VGG-19 ImageNet weights (vgg19-dcbb9e9d.pth)")
-        reasons.append("looked in " + "; ".join(error.searched))
+        reasons.append("for the weights " + " and ".join(error.searched))
     content = _images_in(root / ART_DIR / "content")
     if len(content) < min_content:
         missing.append(f"content images ({len(content)} in {root / ART_DIR / 'content'}, need at least {min_content})")
