@@ -105,7 +105,8 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class ArtLossWeights:
     """α, β, γ of §3.4's f and the style layers' w_l. The paper gives none of them: α/β = 10⁻³ is Gatys et al.'s
-    (their Fig. 2-3 use 10⁻³ and 10⁻⁴), w_l = 1/5 on five layers is theirs, γ is ours."""
+    (their Fig. 2-3 use 10⁻³ and 10⁻⁴; on Caffe's VGG with 0-255 pixels, where torchvision's takes normalised ones,
+    so the ratio does not carry over exactly), w_l = 1/5 on five layers is theirs, γ is ours."""
 
     content: float = 1.0
     style: float = 1e3

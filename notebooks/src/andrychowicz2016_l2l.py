@@ -553,7 +553,8 @@ claims.show(*cifar_statements)
 #
 # **Where the paper is silent (ours, all in the profile).** The paper, App. C included, gives neither α, β, γ nor the
 # form of the smoothness term (App. C only shows images): we use Gatys et al.'s ratio α/β = 10⁻³
-# (`art_content_weight` 1, `art_style_weight` 1000), a squared total variation with γ = `art_tv_weight`, and start
+# (`art_content_weight` 1, `art_style_weight` 1000; they fed Caffe's VGG 0–255 pixels, torchvision's takes normalised
+# ones, so the same ratio weighs style somewhat differently here), a squared total variation with γ = `art_tv_weight`, and start
 # from white noise 0.5 + `art_init_std`·N(0, 1) per pixel (Gatys et al. start from white noise). Also ours: the amount
 # of meta-training (`art_epochs` × `art_trajectories` trajectories of `art_meta_batch` content images), the baselines'
 # rate grid `art_lr_grid` (the losses are large numbers, so it reaches far below `lr_grid`), and the LSTM's start
