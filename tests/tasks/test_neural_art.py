@@ -22,13 +22,20 @@ from l2l_utils.tasks.neural_art import (GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS
                                         ArtLossWeights, NeuralArtTask, VGGFeatures, content_loss, gram_matrix,
                                         style_layer_loss, total_variation, vgg_layer_names)
 
-SMALL = (2, 2, 3, 3, 3)  # channels of the tests' VGG-19 (same layers, a few channels)
+SMALL = (4, 6, 8, 8, 8)  # channels of the tests' VGG-19 (same layers, a few channels)
 LAYERS = GATYS_CONTENT_LAYERS + GATYS_STYLE_LAYERS
 
 
 def small_vgg(seed=0, dtype=torch.float32, pooling="avg"):
+    """VGG-19's layers with a few channels, He-initialised with zero biases so the deep responses still depend on
+    the image (PyTorch's default start shrinks the signal until the biases alone decide relu4_2)."""
     torch.manual_seed(seed)
-    return VGGFeatures(vgg19_features(SMALL, pooling), LAYERS).to(dtype)
+    features = vgg19_features(SMALL, pooling)
+    for layer in features:
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(layer.bias)
+    return VGGFeatures(features, LAYERS).to(dtype)
 
 
 def small_task(size=16, pool=5, seed=0, dtype=torch.float32, weights=ArtLossWeights()):
@@ -62,7 +69,11 @@ def test_features_are_the_layers_outputs_on_normalised_images_and_the_stack_is_c
     out = extractor(images)
     assert set(out) == set(LAYERS) and len(extractor.features) == 30  # up to relu5_1
     normalised = (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(out["relu1_1"], extractor.features[:2](normalised))
     torch.testing.assert_close(out["relu4_2"], extractor.features[:23](normalised))
+    other = extractor(torch.rand(2, 3, 16, 16))
+    for name in LAYERS:  # every response depends on the image (the losses below are not about constants)
+        assert out[name].abs().sum() > 0 and not torch.allclose(out[name], other[name]), name
     assert not any(p.requires_grad for p in extractor.parameters())
     with pytest.raises(ValueError, match="not in this VGG"):
         VGGFeatures(vgg19_features(SMALL), ["conv6_1"])
