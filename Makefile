@@ -18,8 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -e .
 	touch $@
 
-# Fetch the datasets the smoke profiles read into the data root ($L2L_DATA_DIR, else ./data): files already
-# there are only verified; without a network it says what is missing, and the checks that need it are skipped.
+# Fetch the datasets the smoke profiles read, and VGG-19's ImageNet weights (L2L's neural art), into the data root
+# ($L2L_DATA_DIR, else ./data): files already there are only verified; without a network it says what is missing,
+# and the checks that need it are skipped.
 data: $(VENV)/.installed
 	$(VENV)/bin/l2l-fetch-data
 

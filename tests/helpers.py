@@ -317,3 +317,27 @@ def untrained_steps(make_rule, seeds=range(5), steps=5):
         sizes.append(worst)
         majorities.append(majority)
     return sizes, majorities
+
+
+def write_neural_art(root: Path, content: int = 7, size: int = 24, seed: int = 0) -> None:
+    """Files in the neural-art layout under the data root ``root`` (:mod:`l2l_utils.tasks.datasets.neural_art_images`):
+    randomly initialised VGG-19 weights saved as torchvision's state dict (``features.*`` and a stand-in classifier
+    key), ``content`` random content images and the two styles."""
+    import torch
+    import torchvision
+    from PIL import Image
+
+    torch.manual_seed(seed)
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"])
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    state["classifier.6.bias"] = torch.zeros(1000)
+    (root / "vgg19").mkdir(parents=True, exist_ok=True)
+    torch.save(state, root / "vgg19" / "vgg19-dcbb9e9d.pth")
+    rng = np.random.default_rng(seed)
+    (root / "neural_art" / "content").mkdir(parents=True, exist_ok=True)
+    for i in range(content):
+        Image.fromarray(rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)).save(
+            root / "neural_art" / "content" / f"img{i:02d}.png")
+    for which in ("train", "test"):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+            root / "neural_art" / f"style_{which}.jpg")

@@ -1,7 +1,8 @@
 """Every network of the collection, and the one functional wrapper that evaluates many copies at once.
 
-Networks are plain ``nn.Module``s: the MLPs of Andrychowicz et al. §3.2 and MetaMD §5.2, the §3.3 ConvNet, the sine
-network and Conv-4 of Huisman et al. (App. A), LeNet-5 and ResNet-18 of MetaMD. :class:`FunctionalNetwork` evaluates a
+Networks are plain ``nn.Module``s: the MLPs of Andrychowicz et al. §3.2 and MetaMD §5.2, the §3.3 ConvNet, VGG-19's
+feature layers (§3.4 neural art), the sine network and Conv-4 of Huisman et al. (App. A), LeNet-5 and ResNet-18 of
+MetaMD. :class:`FunctionalNetwork` evaluates a
 module with parameters passed as a dict of tensors with a leading run (or task) dimension
 (``torch.func.functional_call`` under ``vmap``), so update rules can be differentiated through it and many optimizees
 run as one batch.
@@ -180,6 +181,30 @@ def resnet18(num_classes: int = 10) -> nn.Module:
     return torchvision.models.resnet18(weights=None, num_classes=num_classes,
                                        norm_layer=lambda c: nn.BatchNorm2d(c, track_running_stats=False))
 
+
+
+VGG19_WIDTHS = (64, 128, 256, 512, 512)  # channels of VGG-19's five blocks (configuration "E")
+VGG19_CONVS = (2, 2, 4, 4, 4)  # 3×3 convolutions per block
+
+
+def vgg19_features(widths=VGG19_WIDTHS, pooling: str = "max") -> nn.Sequential:
+    """The convolutional part of VGG-19 (Simonyan & Zisserman, configuration E), laid out as torchvision's
+    ``vgg19().features``: 3×3 convolutions (padding 1) each followed by a ReLU, a 2×2 pooling after every block, at
+    the same indices, so torchvision's ImageNet state dict loads into it (its ``features.*`` keys without the prefix).
+    ``widths`` scales the channels (a few channels: the tests' small random VGG). ``pooling="avg"`` swaps max for
+    average pooling, as Gatys et al. (2015) do for image synthesis; it has no parameters, so weights still load.
+    ReLUs are not in place (the neural-art losses read their outputs)."""
+    if pooling not in ("max", "avg"):
+        raise ValueError(f"pooling={pooling!r}; allowed values are ['avg', 'max']")
+    if len(widths) != len(VGG19_CONVS) or any(int(w) < 1 for w in widths):
+        raise ValueError(f"widths must be {len(VGG19_CONVS)} positive channel counts, got {widths!r}")
+    layers, channels = [], 3
+    for width, convs in zip(widths, VGG19_CONVS):
+        for _ in range(convs):
+            layers += [nn.Conv2d(channels, int(width), kernel_size=3, padding=1), nn.ReLU()]
+            channels = int(width)
+        layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+    return nn.Sequential(*layers)
 
 # ------------------------------------------------------------------------------ the functional wrapper
 class FunctionalNetwork:

@@ -16,6 +16,20 @@ PAPER = {
     # §3.3 CIFAR-10 conv net with two LSTMs
     "cifar_batch": 128, "cifar_steps": 100, "cifar_unroll": 20, "cifar_meta_batch": 10, "cifar_epochs": 30,
     "cifar_trajectories": 10, "cifar_val": 10, "cifar_test": 50, "cifar_tune_runs": 10, "cifar_meta_lr": 1e-3,
+    # §3.4 neural art (App. C): one training style, 64×64 training and 128×128 test images (with a new style), 128
+    # steps, unroll 32, App. A preprocessing (preprocess_p), no output scaling; 1800 training, 20 validation and 100
+    # test content images (the validation images also tune the baselines' rates)
+    "art_train_size": 64, "art_test_size": 128, "art_steps": 128, "art_unroll": 32, "art_output_scale": 1.0,
+    "art_train_images": 1800, "art_val": 20, "art_test": 100,
+    # not in the paper (ours): optimizees per trajectory, amount of meta-training, fixed meta rate (if no search)
+    "art_meta_batch": 4, "art_epochs": 50, "art_trajectories": 20, "art_meta_lr": 1e-3,
+    # f = α content + β style + γ smoothness on VGG-19 (Gatys et al. 2015: content relu4_2, style relu1_1-relu5_1
+    # with w_l = 1/5, average pooling, α/β = 1e-3, start from white noise); the paper gives no weights: γ, the
+    # total-variation form and the noise's std are ours
+    "art_content_weight": 1.0, "art_style_weight": 1e3, "art_tv_weight": 1.0, "art_pooling": "avg",
+    "art_init_std": 0.25,
+    # the baselines' rates: the loss is in the 1e3-1e6 range, so the grid reaches far lower rates than lr_grid (ours)
+    "art_lr_grid": [1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0],
     # shared: learning-rate grid of the baselines, Gaussian initialisations, Appendix B trace
     "lr_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0],
     # a tuned rate at the edge of the grid extends it by up to this many rates (ours; the paper gives no grid)
@@ -42,7 +56,11 @@ SMOKE = dict(
     cifar_val=2, cifar_test=2, cifar_tune_runs=2,
     lr_grid=[1e-2, 1e-1, 1.0], lr_grid_extensions=1, trace_steps=16, meta_lr_trials=2, meta_lr_search_epochs=1, lstm_init_epochs=1,
     trace_stat_coords=64, score_window=5,
+    # neural art runs only where VGG-19's weights and the images are on disk (never in CI): then at toy size
+    art_train_size=16, art_test_size=32, art_steps=8, art_unroll=4, art_train_images=8, art_val=2, art_test=4,
+    art_meta_batch=2, art_epochs=1, art_trajectories=2, art_meta_lr=3e-3, art_lr_grid=[1e-4, 1e-2, 1.0],
 )
 CHOICES = {"dataset": ("MNIST", "FashionMNIST"),
            "lstm_init": ("normal", "normal-zero-head-bias", "pytorch"),
-           "lstm_init_choices": ("normal", "normal-zero-head-bias", "pytorch")}
+           "lstm_init_choices": ("normal", "normal-zero-head-bias", "pytorch"),
+           "art_pooling": ("avg", "max")}

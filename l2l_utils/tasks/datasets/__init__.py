@@ -10,7 +10,8 @@ read-only). ``make data`` (:mod:`l2l_utils.tasks.datasets.files`) fetches the fi
 Modules: :mod:`.core` (the types, the data root, MNIST / Fashion-MNIST / CIFAR-10 through torchvision),
 :mod:`.digits` (DiverseDigits: KMNIST, QMNIST, USPS, SVHN; RotatedMNIST; STL-10), :mod:`.fewshot` (Omniglot's small
 background sets, miniImageNet, CUB), :mod:`.highres` (MetaMD's seven high-resolution datasets), :mod:`.pretrained`
-(torchvision's ImageNet ResNet-18 weights from a local file), :mod:`.files` (the fetch step).
+(torchvision's ImageNet ResNet-18 and VGG-19 weights from local files), :mod:`.neural_art_images` (the neural-art
+content and style images and their layout), :mod:`.files` (the fetch step).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from .core import (LUMINANCE, DatasetMissingError, DeviceDataset, ImageData, cac
 from .digits import DIVERSE_DIGITS, available_splits, load_digit_dataset, load_stl10, rotated_mnist, to_rgb
 from .fewshot import load_fewshot_dataset, load_omniglot_subsets, omniglot_class_names, split_classes
 from .highres import HIGHRES_DATASETS, load_highres
-from .pretrained import imagenet_resnet18
+from .neural_art_images import NeuralArtFiles, load_square_images, neural_art_files, split_content
+from .pretrained import imagenet_resnet18, imagenet_vgg19_features
 
 
 def _split_loader(load: Callable) -> Callable:
@@ -56,4 +58,5 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
 __all__ = ["REGISTRY", "load_dataset", "LUMINANCE", "greyscale_crop", "normalise", "DatasetMissingError", "DeviceDataset", "ImageData", "cache_dir", "label_subset",
            "load_image_dataset", "resolve_data_dir", "DIVERSE_DIGITS", "available_splits", "load_digit_dataset",
            "load_stl10", "rotated_mnist", "to_rgb", "load_fewshot_dataset", "load_omniglot_subsets",
-           "omniglot_class_names", "split_classes", "HIGHRES_DATASETS", "load_highres", "imagenet_resnet18"]
+           "omniglot_class_names", "split_classes", "HIGHRES_DATASETS", "load_highres", "imagenet_resnet18",
+           "imagenet_vgg19_features", "NeuralArtFiles", "load_square_images", "neural_art_files", "split_content"]

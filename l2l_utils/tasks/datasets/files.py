@@ -9,7 +9,10 @@ that need them are skipped with that message (:func:`missing_datasets`).
 
 Only the files the smoke profiles read are listed, so a fetched data root holds exactly what the offline copy used
 by CI holds (same names, same md5) and the committed notebook outputs match either way. KMNIST and USPS are read
-from their test splits only (used as pools, see the MetaMD notebook).
+from their test splits only (used as pools, see the MetaMD notebook). One more: VGG-19's ImageNet weights (``VGG19``,
+548 MB, torchvision's file checked by the sha256 prefix in its name), which the L2L notebook's neural-art section
+reads together with content and style images that cannot be fetched (their layout:
+:mod:`l2l_utils.tasks.datasets.neural_art_images`); without those images the section reports "not run" either way.
 """
 
 from __future__ import annotations
@@ -22,21 +25,39 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import torchvision
 from torchvision.datasets.utils import download_url
 
 from .core import resolve_data_dir
+from .pretrained import VGG19_FILE, VGG19_URL
 
 FETCH_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
 class DataFile:
-    """One file under the data root, its md5 and the URLs it can be fetched from (tried in order)."""
+    """One file under the data root, its md5 and the URLs it can be fetched from (tried in order). A file published
+    with a sha256 prefix instead (torchvision's weights) has ``md5=""`` and ``sha256_prefix``."""
 
     path: str
     md5: str
     urls: tuple[str, ...]
+    sha256_prefix: str | None = None
+
+    def intact(self, path: Path) -> bool:
+        """Whether the file at ``path`` has the published checksum."""
+        if self.md5:
+            return md5sum(path) == self.md5
+        return sha256sum(path).startswith(self.sha256_prefix or "")
+
+    def download(self, url: str, target: Path) -> None:
+        """Fetch ``url`` to ``target``; raises on any failure or checksum mismatch (nothing is left behind)."""
+        if self.md5:
+            download_url(url, str(target.parent), target.name, self.md5)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(target), hash_prefix=self.sha256_prefix, progress=False)
 
 
 def _torchvision_idx(name: str, prefixes: tuple[str, ...] = ("train", "t10k")) -> tuple[DataFile, ...]:
@@ -63,6 +84,7 @@ DATASET_FILES: dict[str, tuple[DataFile, ...]] = {
     "Omniglot": tuple(DataFile(f"omniglot/{fname}", md5,
                                (f"{torchvision.datasets.Omniglot.download_url_prefix}/{fname}",))
                       for fname, md5 in _OMNIGLOT_SMALL.items()),
+    "VGG19": (DataFile(f"vgg19/{VGG19_FILE}", "", (VGG19_URL,), sha256_prefix=VGG19_FILE.split("-")[1][:8]),),
 }
 
 # the datasets each notebook's committed (smoke-profile) outputs were computed from
@@ -114,6 +136,14 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256sum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[str, str]:
     """Fetch the missing files of every dataset in ``names``; verify the md5 of those present.
 
@@ -130,14 +160,14 @@ def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[s
         for item in DATASET_FILES[name]:
             target = root / item.path
             if target.is_file():
-                if md5sum(target) != item.md5:
+                if not item.intact(target):
                     corrupt.append(str(target))
                 continue
             for url in item.urls:
                 old = socket.getdefaulttimeout()
                 socket.setdefaulttimeout(FETCH_TIMEOUT_S)
                 try:
-                    download_url(url, str(target.parent), target.name, item.md5)  # raises on an md5 mismatch
+                    item.download(url, target)  # raises on a checksum mismatch
                     fetched = True
                     break
                 except Exception as exc:  # offline, HTTP error, timeout, md5 mismatch: try the next URL
@@ -148,7 +178,8 @@ def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[s
             else:
                 missing.append(item.path)
         if corrupt:
-            status[name] = f"corrupt: {', '.join(corrupt)} do(es) not have the published md5 (delete to fetch again)"
+            status[name] = (f"corrupt: {', '.join(corrupt)} do(es) not have the published checksum "
+                            "(delete to fetch again)")
         elif missing:
             status[name] = f"missing: {', '.join(missing)} (could not fetch: {errors[0]})"
         else:
@@ -158,8 +189,9 @@ def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[s
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Fetch the datasets the notebooks' smoke profiles read into the "
-                                                 "data root ($L2L_DATA_DIR, else <project>/data).")
+    parser = argparse.ArgumentParser(description="Fetch the datasets the notebooks' smoke profiles read, and VGG-19's "
+                                                 "ImageNet weights, into the data root ($L2L_DATA_DIR, else "
+                                                 "<project>/data).")
     parser.add_argument("datasets", nargs="*", default=sorted(DATASET_FILES),
                         help=f"datasets to fetch (default: all of {', '.join(sorted(DATASET_FILES))})")
     parser.add_argument("--data-dir", default=None, help="data root (overrides $L2L_DATA_DIR)")

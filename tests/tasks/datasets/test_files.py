@@ -88,3 +88,37 @@ def test_the_listed_files_are_what_the_smoke_profiles_read_with_torchvisions_md5
     assert not any(p.startswith("KMNIST/raw/train") for p in paths)  # KMNIST is read from its test split only
     assert set(DF.NOTEBOOK_DATASETS.values()) and all(set(v) <= set(DF.DATASET_FILES)
                                                       for v in DF.NOTEBOOK_DATASETS.values())
+
+
+def test_weights_published_with_a_sha256_prefix_are_fetched_checked_and_reported(tmp_path, server, monkeypatch):
+    """torchvision's weight files carry the first hex digits of their sha256 in their name (VGG-19's: dcbb9e9d):
+    fetched through torch.hub's downloader, checked against that prefix, a mismatch not kept."""
+    base, served, _ = server
+    payload = b"weights" * 100
+    prefix = hashlib.sha256(payload).hexdigest()[:8]
+    (served / "w.pth").write_bytes(payload)
+    item = DF.DataFile(f"w/w-{prefix}.pth", "", (f"{base}/w.pth",), sha256_prefix=prefix)
+    monkeypatch.setitem(DF.DATASET_FILES, "FakeWeights", (item,))
+    root = tmp_path / "root"
+    assert DF.fetch(["FakeWeights"], root, log=lambda *_: None) == {"FakeWeights": "fetched"}
+    assert (root / item.path).read_bytes() == payload
+    assert DF.fetch(["FakeWeights"], root, log=lambda *_: None) == {"FakeWeights": "present"}
+    (root / item.path).write_bytes(b"tampered")
+    assert DF.fetch(["FakeWeights"], root, log=lambda *_: None)["FakeWeights"].startswith("corrupt: ")
+    (root / item.path).unlink()
+    (served / "w.pth").write_bytes(b"not the published file")
+    assert DF.fetch(["FakeWeights"], root, log=lambda *_: None)["FakeWeights"].startswith("missing: w/w-")
+    assert not (root / item.path).exists()
+
+
+def test_vgg19_is_torchvisions_imagenet_file_where_the_neural_art_section_looks_for_it(tmp_path):
+    from torchvision.models import VGG19_Weights
+
+    from l2l_utils.tasks.datasets.pretrained import pretrained_vgg19_path
+
+    item, = DF.DATASET_FILES["VGG19"]
+    assert item.urls == (VGG19_Weights.IMAGENET1K_V1.url,) and item.sha256_prefix == "dcbb9e9d"
+    (tmp_path / item.path).parent.mkdir(parents=True)
+    (tmp_path / item.path).write_bytes(b"x")
+    assert pretrained_vgg19_path(tmp_path) == tmp_path / item.path
+    assert "VGG19" not in {name for names in DF.NOTEBOOK_DATASETS.values() for name in names}  # never required
