@@ -30,6 +30,14 @@ PAPER = {
     "trace_steps": 32, "trace_coords": 2, "trace_stat_coords": 256,
     # a test problem's score: its mean loss over the last score_window steps (ours: one minibatch is too noisy)
     "score_window": 10,
+    # App. D (the paper gives no setting and no figure for these optimizers; all ours): global averaging cells per
+    # LSTM layer of 20, the NTM-BFGS memory's start M_0 = appd_memory_init · I, read / write heads as App. D's
+    # construction (1 and 3); meta-trained on §3.1's quadratics by the LSTM's protocol for appd_epochs epochs, Adam's
+    # rate searched as for the LSTM when appd_meta_lr_search (else the LSTM's); the constructions are checked on
+    # appd_check_problems quadratics for appd_check_iterations BFGS iterations, NTM-L-BFGS for these histories
+    "appd_gac_cells": 5, "appd_read_heads": 1, "appd_write_heads": 3, "appd_memory_init": 1.0, "appd_epochs": 100,
+    "appd_meta_lr_search": True, "appd_check_problems": 100, "appd_check_iterations": 30,
+    "appd_lbfgs_histories": [1, 2, 5],
 }
 SMOKE = dict(
     PAPER,
@@ -42,6 +50,7 @@ SMOKE = dict(
     cifar_val=2, cifar_test=2, cifar_tune_runs=2,
     lr_grid=[1e-2, 1e-1, 1.0], lr_grid_extensions=1, trace_steps=16, meta_lr_trials=2, meta_lr_search_epochs=1, lstm_init_epochs=1,
     trace_stat_coords=64, score_window=5,
+    appd_epochs=1, appd_meta_lr_search=False, appd_check_problems=8, appd_check_iterations=10,
 )
 CHOICES = {"dataset": ("MNIST", "FashionMNIST"),
            "lstm_init": ("normal", "normal-zero-head-bias", "pytorch"),
