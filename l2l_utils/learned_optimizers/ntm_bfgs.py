@@ -18,7 +18,11 @@ M = memory_init · I + Σ_{kept} a bᵀ, read without forming M (App. D, "NTM-L-
 coordinatewise functions make the rule take inverse-Hessian BFGS steps θ ← θ − H∇f(θ) (the unit step of App. D's
 skeleton, read(M, θ) = −M∇f(θ)). Because a read result is only seen at the next step, one BFGS iteration takes two
 steps of the rule: step A reads H_{k−1}y_{k−1} (θ unchanged), step B writes the three rank-one terms of the BFGS
-update and steps along −H_k∇f(θ_k).
+update and steps along −H_k∇f(θ_k). With the NTM-L-BFGS memory holding 3 write pairs (one step's writes) the same
+controller is L-BFGS with history 1 (step A's empty writes push the older pair out before H y is read, so H y = H_0 y);
+with a longer history it is not L-BFGS, whose two-loop recursion recomputes every kept pair's term from H_0 at each
+iteration, while the sliding history keeps the write vectors as they were written (App. D claims no equivalence;
+6m − 3 write pairs hold m BFGS pairs' writes, the notebook measures the gap).
 """
 
 from __future__ import annotations

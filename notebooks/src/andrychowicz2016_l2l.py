@@ -652,7 +652,8 @@ claims.show(*appendix_claims)
 #   iteration takes two steps of the rule: step A reads $H_{k-1}y_{k-1}$ (θ stays), step B writes the update as
 #   three outer products, $-\rho s(Hy)^\top - \rho(Hy)s^\top + (\rho^2 y^\top Hy + \rho)ss^\top$, with $s^\top y$ and
 #   $y^\top Hy$ from the two GACs, then reads $H_k\nabla f(\theta_k)$ and steps along it. The hand-set functions
-#   know $N$ (a GAC shares the mean, not the sum).
+#   know $N$ (a GAC shares the mean, not the sum). `scipy.optimize.minimize(method="BFGS")` is not the reference: it
+#   searches the step length along $-H\nabla f$ (Wolfe line search), which App. D's skeleton does not do.
 #
 # **Where App. D is silent (ours, switches of the profile):** how many of a layer's 20 cells are GACs
 # (`appd_gac_cells` = 5); that an averaged activation feeds the next layer and the cell's own recurrent input while
@@ -703,8 +704,8 @@ print(f"{int((g_check.norm(dim=1) > clip_at).sum())}/{len(g_check)} gradients cl
 # %% [markdown]
 # **(b) NTM-BFGS simulates inverse-Hessian BFGS; NTM-L-BFGS and L-BFGS.** The same quadratics (Hessian $2W^\top W$),
 # the hand-set controller against BFGS written out below (numpy, unit steps, $H_0 = I/\lambda_{\max}$ with the largest
-# eigenvalue over the problems). NTM-L-BFGS with a history of $3m$ write pairs (three per step) is then set against
-# L-BFGS's two-loop recursion with history $m$ (Nocedal & Wright Alg. 7.4). App. D does not say the two are the same,
+# eigenvalue over the problems). NTM-L-BFGS keeping the write vectors of $m$ BFGS pairs ($6m-3$ write pairs: three
+# per step, step A's empty) is then set against L-BFGS's two-loop recursion with history $m$ (Nocedal & Wright Alg. 7.4). App. D does not say the two are the same,
 # and they are not for $m \geq 2$: the sliding history keeps old write vectors as they were written, while L-BFGS
 # recomputes the whole product from $H_0$ at every iteration. With $m = 1$ they coincide (step A's empty writes push
 # out the previous pair before $Hy$ is read, so $Hy = H_0 y$).
@@ -767,8 +768,8 @@ bfgs_error = relative_gap(ntm_iterates, bfgs_ref)
 lbfgs_rows, lbfgs_curves = [], {}
 for m in cfg.appd_lbfgs_histories:
     ref = np.stack([two_loop_lbfgs(Wn[i], yn[i], thn[i], h0, K, m) for i in range(len(Wn))])
-    ours = every_second_iterate(bfgs_controller(cfg.quad_dim, initial_inverse_hessian=h0, memory_size=3 * m), K)
-    lbfgs_rows.append({"history m": m, "NTM-L-BFGS write pairs": 3 * m,
+    ours = every_second_iterate(bfgs_controller(cfg.quad_dim, initial_inverse_hessian=h0, memory_size=6 * m - 3), K)
+    lbfgs_rows.append({"history m": m, "NTM-L-BFGS write pairs": 6 * m - 3,
                        "largest relative gap to L-BFGS(m)": relative_gap(ours, ref)})
     lbfgs_curves[m] = (ours, ref)
 print(f"NTM-BFGS (hand-set) vs textbook BFGS over {K} iterations on {len(Wn)} quadratics: "
@@ -781,7 +782,7 @@ axes[0].plot(loss_of(bfgs_ref), "k--", label="BFGS (textbook, unit step)")
 axes[0].plot(loss_of(ntm_iterates), "tab:blue", alpha=0.7, label="NTM-BFGS, hand-set controller")
 m_shown = cfg.appd_lbfgs_histories[-1]
 axes[1].plot(loss_of(lbfgs_curves[m_shown][1]), "k--", label=f"L-BFGS, m = {m_shown}")
-axes[1].plot(loss_of(lbfgs_curves[m_shown][0]), "tab:orange", label=f"NTM-L-BFGS, {3 * m_shown} write pairs")
+axes[1].plot(loss_of(lbfgs_curves[m_shown][0]), "tab:orange", label=f"NTM-L-BFGS, {6 * m_shown - 3} write pairs")
 for ax, title in zip(axes, ("NTM-BFGS vs BFGS", "NTM-L-BFGS vs L-BFGS")):
     ax.set(yscale="log", xlabel="BFGS iteration (two steps of the rule)", ylabel="mean loss", title=title)
     ax.legend(fontsize=8)

@@ -202,3 +202,15 @@ def test_meta_trainable_with_truncated_bptt(memory_size):
     history, _ = train_learned_optimizer(rule, QuadraticTask(dim=5), cfg, progress=False)
     assert len(history) == 2 and history["val_final_loss"].notna().all()
     assert any(not torch.equal(before[k], v) for k, v in rule.state_dict().items())
+
+
+def test_ntm_l_bfgs_with_a_longer_history_is_not_lbfgs():
+    """6m − 3 write pairs keep the writes of m BFGS pairs, but each was computed from the memory of its own time, not
+    recomputed from H_0 as the two-loop recursion does: for m = 2 the iterates part (App. D claims no equivalence;
+    the notebook measures the gap)."""
+    grad, largest = _quadratic(runs=1, seed=5)
+    x0 = torch.randn(1, 6, generator=torch.Generator().manual_seed(6), dtype=D)
+    K = 10
+    ours, _ = run_rule(bfgs_controller(6, initial_inverse_hessian=1 / largest, memory_size=9), grad, x0, 2 * K)
+    reference = two_loop_lbfgs(grad, x0[0], 1 / largest, K, m=2)
+    assert max(float((ours[2 * k][0] - reference[k]).norm() / reference[k].norm()) for k in range(K + 1)) > 1e-3
