@@ -661,8 +661,8 @@ claims.show(*appendix_claims)
 # linear map of the controller output and the step's read result, and $M_0$ = `appd_memory_init`·I; the memory spans
 # all coordinates of one optimizee (never across the runs of a batch). The paper gives **no figure and no number**
 # for how LSTM+GAC or NTM-BFGS perform: we meta-train both on §3.1's quadratics by the LSTM's protocol and show how
-# they compare with the LSTM, but no claim row judges that comparison. MNIST is not run for them here: NTM-BFGS's
-# memory would be a 7,960² matrix per MLP, and the time was spent on the quadratics.
+# they compare with the LSTM, but no claim row judges that comparison. MNIST is not run for them here (NTM-BFGS's
+# memory would be a 7,960² matrix per MLP; LSTM+GAC and NTM-L-BFGS on MNIST are not implemented in this notebook).
 
 # %%
 from l2l_utils.learned_optimizers.global_averaging import average_cells, gradient_clipping_cells, lstm_gac
