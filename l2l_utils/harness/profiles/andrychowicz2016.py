@@ -44,6 +44,14 @@ PAPER = {
     "trace_steps": 32, "trace_coords": 2, "trace_stat_coords": 256,
     # a test problem's score: its mean loss over the last score_window steps (ours: one minibatch is too noisy)
     "score_window": 10,
+    # App. D (the paper gives no setting and no figure for these optimizers; all ours): global averaging cells per
+    # LSTM layer of 20, the NTM-BFGS memory's start M_0 = appd_memory_init · I, read / write heads as App. D's
+    # construction (1 and 3); meta-trained on §3.1's quadratics by the LSTM's protocol for appd_epochs epochs, Adam's
+    # rate searched as for the LSTM when appd_meta_lr_search (else the LSTM's); the constructions are checked on
+    # appd_check_problems quadratics for appd_check_iterations BFGS iterations, NTM-L-BFGS for these histories
+    "appd_gac_cells": 5, "appd_read_heads": 1, "appd_write_heads": 3, "appd_memory_init": 1.0, "appd_epochs": 100,
+    "appd_meta_lr_search": True, "appd_check_problems": 100, "appd_check_iterations": 30,
+    "appd_lbfgs_histories": [1, 2, 5],
 }
 SMOKE = dict(
     PAPER,
@@ -59,6 +67,7 @@ SMOKE = dict(
     # neural art runs only where VGG-19's weights and the images are on disk (never in CI): then at toy size
     art_train_size=16, art_test_size=32, art_steps=8, art_unroll=4, art_train_images=8, art_val=2, art_test=4,
     art_meta_batch=2, art_epochs=1, art_trajectories=2, art_meta_lr=3e-3, art_lr_grid=[1e-4, 1e-2, 1.0],
+    appd_epochs=1, appd_meta_lr_search=False, appd_check_problems=8, appd_check_iterations=10,
 )
 CHOICES = {"dataset": ("MNIST", "FashionMNIST"),
            "lstm_init": ("normal", "normal-zero-head-bias", "pytorch"),
