@@ -179,7 +179,8 @@ NOT_RUN = {
     "meta-learner LSTM": "few-shot episodic meta-learner: learns θ0 of one base network with a ≤10-step support-set "
                          "rule (Huisman et al. Alg. 1); not an optimizer of fresh networks over 100+ steps",
     "TURTLE": "few-shot episodic meta-learner: learns θ0 and per-parameter rates of one base network, g_φ reads the "
-              "step t of a ≤10-step episode (Huisman et al. §4.3); not an optimizer of fresh networks over 100+ steps",
+              "step t of a ≤10-step episode (Huisman et al. §4.3); not an optimizer of fresh networks over 100+ "
+              "steps",
 }
 BPTT = {  # name: (module factory, meta-loss weights, term, truncation, training-task wrapper, meta-gradient clamp)
     "L2L LSTM": (lambda shapes: LSTMOptimizer(preprocess_p=10.0, output_scale=0.1, init_std=0.1, init="normal"),
@@ -493,7 +494,8 @@ def results_table(score_of, direction, digits):
                     continue
                 text = describe(scores[row], digits)
                 if row == best:
-                    text = f"**{text}** " + ("★" if decided is not None and decided.kind == "reproduced" else "(n.d.)")
+                    shown = decided is not None and decided.kind == "reproduced"
+                    text = f"**{text}** " + ("★" if shown else "(n.d.)")
                 column[row] = text
         table[CELL_NAMES[cell]] = column
     frame = pd.DataFrame(table)
@@ -592,7 +594,8 @@ STATEMENTS = {
     "L2L Fig. 4 (training task)": ("Andrychowicz et al. §3.2: on the task it was trained on, the LSTM optimizer "
                                    "outperforms the hand-designed optimizers", ("training",)),
     "L2L Fig. 4 (longer horizon)": ("Andrychowicz et al. Fig. 4 right: run beyond its training horizon (2× there) the "
-                                    "LSTM optimizer keeps outperforming the hand-designed optimizers", ("10x horizon",)),
+                                    "LSTM optimizer keeps outperforming the hand-designed optimizers",
+                                    ("10x horizon",)),
     "L2L Fig. 5 (wider, deeper)": ("Andrychowicz et al. Fig. 5: the LSTM optimizer generalises to a wider (40 units) "
                                    "and a deeper (2 hidden layers) MLP, outperforming the hand-designed optimizers",
                                    ("wider", "deeper")),
@@ -605,8 +608,8 @@ STATEMENTS = {
                                           ("training",)),
     "SimpleOptimizer Fig. 4a (LeNet)": ("SimpleOptimizer, trained on an MLP, outperforms a well-tuned SGD (here SGD-M "
                                         "and NAG) on LeNet", ("LeNet",)),
-    "MTL2L §4 (other domains)": ("Kuo et al. §4: the context-aware MTL2L generalises to other domains better than the "
-                                 "LSTM optimizer (trained on MNIST here, tested on Fashion-MNIST and KMNIST)",
+    "MTL2L §4 (other domains)": ("Kuo et al. §4: the context-aware MTL2L generalises to other domains better than "
+                                 "the LSTM optimizer (trained on MNIST here, tested on Fashion-MNIST and KMNIST)",
                                  ("FashionMNIST", "KMNIST")),
     "MetaMD Table 1 (held-out domains)": ("MetaMD's learned mirror map beats SGD-M and the other learned optimizers "
                                           "(L2O = L2L LSTM, Meta-SGD) on held-out domains", ("FashionMNIST", "KMNIST")),
@@ -681,10 +684,11 @@ def judge(claim):
         per_cell = {}
         for cell in needed:
             scores = cell_scores(cell)
-            learned = {n: scores[n] for n in LEARNED if gates[n].kind == "reproduced" and np.all(np.isfinite(scores[n]))}
+            learned = {n: scores[n] for n in LEARNED
+                       if gates[n].kind == "reproduced" and np.all(np.isfinite(scores[n]))}
             if not learned:
-                per_cell[cell] = better(np.full(cfg.test_runs, np.inf), scores["Adam"], ("no learned optimizer", "Adam"),
-                                        **PAIRED)
+                per_cell[cell] = better(np.full(cfg.test_runs, np.inf), scores["Adam"],
+                                        ("no learned optimizer", "Adam"), **PAIRED)
                 continue
             pick = min(learned, key=lambda n: np.mean(learned[n]))
             per_cell[cell] = better(scores[pick], scores["Adam"], (pick, "Adam"), **PAIRED)

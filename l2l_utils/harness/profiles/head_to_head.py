@@ -41,7 +41,8 @@ CPU = dict(
 SMOKE = dict(
     PAPER,
     train_steps=10, meta_budget=80, epochs=1, unroll=5, mtl2l_unroll=5, val_problems=1, metamd_tasks_per_step=2,
-    test_runs=2, tune_runs=2, score_window=3, test_images=500, lr_grid=[1e-2, 0.1, 1.0], lr_grid_extensions=1, long_factor=3,
+    test_runs=2, tune_runs=2, score_window=3, test_images=500, lr_grid=[1e-2, 0.1, 1.0], lr_grid_extensions=1,
+    long_factor=3,
     timing_repeats=3, timing_steps=2,
 )
 CELLS = ("training", "10x horizon", "wider", "deeper", "relu", "FashionMNIST", "KMNIST", "LeNet")
