@@ -339,8 +339,10 @@ if HAVE_MNIST:
 # Every optimizer on every cell, on the same test optimizees. Learned optimizers whose tensors are tied to the
 # training network's shapes are carried over as their papers do for new networks: Meta-SGD's rates and MetaMD's
 # factors keep every tensor (factor) whose size matches and fall back where it does not (`transfer` of each class:
-# Meta-SGD a mean rate, MetaMD an identity factor); coordinatewise optimizers (the LSTMs, RNNProp, SimpleOptimizer,
-# MTL2L) need nothing. MTL2L's hypernetworks read 784-pixel minibatches, so they apply to every cell here.
+# Meta-SGD a mean rate, MetaMD an identity factor). Tensors are matched by name, not by role: in the deeper MLP the
+# training network's output layer "2" meets a hidden layer "2" of 20×20, and keeps what fits (its input side). This
+# carry-over is ours (neither paper meta-tests on other architectures than it meta-trains on in this way); the
+# coordinatewise optimizers (the LSTMs, RNNProp, SimpleOptimizer, MTL2L) need nothing. MTL2L's hypernetworks read 784-pixel minibatches, so they apply to every cell here.
 
 # %%
 CELL_SPECS = {  # cell: (network, activation, dataset, steps factor, flatten)
