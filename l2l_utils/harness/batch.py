@@ -27,6 +27,7 @@ NOTEBOOKS = {
     "kuo2020": "notebooks/kuo2020_mtl2l.ipynb",
     "metamd": "notebooks/metamd.ipynb",
     "simple_optimizer": "notebooks/simple_optimizer.ipynb",
+    "head_to_head": "notebooks/head_to_head.ipynb",
 }
 
 

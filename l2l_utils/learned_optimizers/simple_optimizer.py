@@ -75,22 +75,23 @@ class SimpleOptimizer(AdditiveRule):
 
 
 def update_times(rules: Mapping[str, AdditiveRule], params: dict, grads: dict, repeats: int = 5,
-                 steps: int = 5) -> dict[str, np.ndarray]:
+                 steps: int = 5, context=None) -> dict[str, np.ndarray]:
     """Table 1's "time per step": seconds per ``update`` of each rule on the same parameters and gradients, without
     a graph. The rules take turns inside every repeat (so a change of machine load touches all of them); one value
-    per repeat, each the mean of ``steps`` updates after an untimed warm-up update."""
+    per repeat, each the mean of ``steps`` updates after an untimed warm-up update. ``context`` goes to every rule
+    (a context-aware rule such as MTL2L reads the minibatch from it)."""
     sync = torch.cuda.synchronize if next(iter(params.values())).is_cuda else (lambda: None)
-    states = {name: rule.init(params) for name, rule in rules.items()}
+    states = {name: rule.init(params, context) for name, rule in rules.items()}
     times = {name: [] for name in rules}
     with torch.no_grad():
         for name, rule in rules.items():
-            rule.update(params, grads, states[name], 0)
+            rule.update(params, grads, states[name], 0, context)
         for _ in range(repeats):
             for name, rule in rules.items():
                 sync()
                 start = time.perf_counter()
                 for t in range(steps):
-                    _, states[name] = rule.update(params, grads, states[name], t)
+                    _, states[name] = rule.update(params, grads, states[name], t, context)
                 sync()
                 times[name].append((time.perf_counter() - start) / steps)
     return {name: np.asarray(values) for name, values in times.items()}

@@ -100,6 +100,23 @@ class TorchOptimizerRule(UpdateRule):
         return leaves, state
 
 
+def state_numel(state) -> int:
+    """Numbers a rule keeps between steps: the elements of every tensor in ``state`` (dicts, lists and tuples walked),
+    for a :class:`TorchOptimizerRule` those of its optimizer's state (Adam's two moments; the leaf copies of the
+    parameters are the parameters, not extra memory). Scalar step counters count as one number each."""
+    if isinstance(state, torch.Tensor):
+        return state.numel()
+    if isinstance(state, torch.optim.Optimizer):
+        return sum(state_numel(v) for v in state.state.values())
+    if isinstance(state, Mapping):
+        if "optimizer" in state and isinstance(state["optimizer"], torch.optim.Optimizer):
+            return state_numel(state["optimizer"])
+        return sum(state_numel(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(state_numel(v) for v in state)
+    return 0
+
+
 class AdditiveRule(nn.Module, UpdateRule):
     """A learned rule θ ← θ + u with (u, state) = ``self(grads, state, groups)`` (Andrychowicz et al. Eq. 1).
 

@@ -158,6 +158,7 @@ def test_seed_everything_is_reproducible():
     ("metamd", ["trials", "quad_test_problems"]),
     ("simple_optimizer", ["test_runs"]),
     ("huisman2022", ["runs", "fig3_runs", "image_runs"]),
+    ("head_to_head", ["test_runs", "tune_runs"]),
 ])
 def test_the_paper_profiles_have_enough_independent_units_to_decide_a_comparison(paper, keys):
     """Below MIN_UNITS every comparison is inconclusive, so a paper profile with fewer could never decide a claim."""

@@ -523,3 +523,17 @@ def test_the_bias_ablation_starts_by_moving_every_coordinate_the_same_way():
     assert min(sizes) > 1.0 and min(majorities) > 0.99
     sizes, majorities = _untrained_simple_steps(bias=False)
     assert max(sizes) < 0.05 and max(majorities) < 0.9
+
+
+def test_update_times_pass_the_context_to_a_context_aware_rule():
+    """MTL2L reads the minibatch behind the gradient from the context; without it its update fails."""
+    from l2l_utils.learned_optimizers.mtl2l import MTL2LOptimizer
+    from l2l_utils.optimizers.update_rules import Context
+
+    params = {"w": torch.randn(2, 4, 3)}
+    rule = MTL2LOptimizer("paper", seed=0).eval()
+    context = Context(inputs=torch.rand(2, 5, 784))
+    times = update_times({"MTL2L": rule}, params, params, repeats=2, steps=1, context=context)
+    assert times["MTL2L"].shape == (2,) and np.all(times["MTL2L"] > 0)
+    with pytest.raises(ValueError, match="context.inputs"):
+        update_times({"MTL2L": rule}, params, params, repeats=1, steps=1)

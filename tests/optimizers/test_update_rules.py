@@ -181,3 +181,24 @@ def test_diagonal_mirror_descent_divides_by_m():
     new, _ = rule.update({"theta": torch.ones(1, 2, dtype=torch.float64)},
                          {"theta": torch.tensor([[2.0, 8.0]], dtype=torch.float64)}, None, 0)
     torch.testing.assert_close(new["theta"], torch.tensor([[1 - 0.5 * 2.0, 1 - 0.5 * 8.0 / 4]], dtype=torch.float64))
+
+
+def test_state_numel_counts_what_each_rule_keeps_between_steps():
+    """Counted by hand from each algorithm: Adam keeps two moments per coordinate (and one step counter per tensor),
+    SGD with momentum one buffer, plain SGD nothing; the L2L LSTM keeps h and c of two layers of 20 units per
+    coordinate (80); Meta-SGD keeps nothing (its rates are meta-parameters, not state)."""
+    from l2l_utils.optimizers.update_rules import state_numel
+
+    params = {"w": torch.randn(3, 4, 5), "b": torch.randn(3, 5)}  # 3 runs, 25 coordinates each
+    grads = {k: torch.randn_like(v) for k, v in params.items()}
+    coordinates = 3 * 25
+
+    def after_one_step(rule):
+        state = rule.init(params)
+        return state_numel(rule.update(params, grads, state, 0)[1])
+
+    assert after_one_step(baseline_rule("ADAM", 1e-3)) == 2 * coordinates + 2  # exp_avg, exp_avg_sq; 2 step counters
+    assert after_one_step(baseline_rule("SGD-M", 1e-3)) == coordinates  # one momentum buffer
+    assert after_one_step(baseline_rule("SGD", 1e-3)) == 0
+    assert after_one_step(LSTMOptimizer(preprocess_p=10.0)) == 2 * 2 * 20 * coordinates
+    assert after_one_step(PerParameterLearningRates({"w": (4, 5), "b": (5,)})) == 0

@@ -149,11 +149,13 @@ def frozen(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
 
-# Each paper's profiles live in a module of their own (this package): PAPER and SMOKE, and the allowed values of
-# its choice fields.
-from . import andrychowicz2016, huisman2022, kuo2020, metamd, simple_optimizer  # noqa: E402
+# Each paper's profiles live in a module of their own (this package): PAPER and SMOKE (and CPU where a module sizes
+# one for two CPU cores), and the allowed values of its choice fields.
+from . import andrychowicz2016, head_to_head, huisman2022, kuo2020, metamd, simple_optimizer  # noqa: E402
 
 PAPER_MODULES = {"andrychowicz2016": andrychowicz2016, "huisman2022": huisman2022, "kuo2020": kuo2020,
-                 "metamd": metamd, "simple_optimizer": simple_optimizer}
-PAPER_PROFILES = {name: {"smoke": module.SMOKE, "paper": module.PAPER} for name, module in PAPER_MODULES.items()}
+                 "metamd": metamd, "simple_optimizer": simple_optimizer, "head_to_head": head_to_head}
+PAPER_PROFILES = {name: {"smoke": module.SMOKE, "paper": module.PAPER,
+                         **({"cpu": module.CPU} if hasattr(module, "CPU") else {})}
+                  for name, module in PAPER_MODULES.items()}
 PAPER_CHOICES = {name: module.CHOICES for name, module in PAPER_MODULES.items()}

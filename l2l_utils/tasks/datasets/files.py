@@ -90,6 +90,7 @@ DATASET_FILES: dict[str, tuple[DataFile, ...]] = {
 # the datasets each notebook's committed (smoke-profile) outputs were computed from
 NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
     "andrychowicz2016_l2l": ("MNIST",),
+    "head_to_head": ("MNIST", "FashionMNIST", "KMNIST"),
     "huisman2022_turtle": ("Omniglot",),
     "kuo2020_mtl2l": ("MNIST", "FashionMNIST", "KMNIST"),
     "metamd": ("MNIST", "FashionMNIST", "KMNIST", "USPS"),
