@@ -1,0 +1,75 @@
+"""ARUBA / ARUBA++ (Khodak et al. 2019): per-coordinate learning rates on a toy sequence of tasks with two
+coordinates, worked by hand."""
+
+import math
+
+import pytest
+import torch
+
+from l2l_utils.learned_optimizers.aruba import ArubaRates, ArubaRule
+from l2l_utils.meta_training.aruba_training import fit_aruba
+from l2l_utils.optimizers.unroll import unroll
+
+
+def test_aruba_rates_on_three_tasks_by_hand():
+    aruba = ArubaRates({"w": torch.Size([2])}, epsilon=1.0, zeta=2.0, power=0.5)
+    # task 1 (t = 1): η = sqrt(1·1 / (4·1)) = 0.5 in both coordinates
+    assert aruba.rates()["w"].tolist() == pytest.approx([0.5, 0.5])
+    # task 1 moved from (0, 0) to (2, 0.5), squared gradients summed (4, 1): B = (2, 0.125), G = (4, 1)
+    aruba.observe({"w": torch.tensor([[0.0, 0.0]])}, {"w": torch.tensor([[2.0, 0.5]])}, {"w": torch.tensor([[4.0, 1.0]])})
+    r2 = math.sqrt(2)  # t = 2: t^p = √2
+    assert aruba.rates()["w"].tolist() == pytest.approx([math.sqrt((r2 + 2) / (4 * r2 + 4)),
+                                                         math.sqrt((r2 + 0.125) / (4 * r2 + 1))])
+    # task 2 moved from (1, 1) to (1, 3) with squared gradients (0, 8): B = (2, 2.125), G = (4, 9)
+    aruba.observe({"w": torch.tensor([[1.0, 1.0]])}, {"w": torch.tensor([[1.0, 3.0]])}, {"w": torch.tensor([[0.0, 8.0]])})
+    r3 = math.sqrt(3)
+    assert aruba.rates()["w"].tolist() == pytest.approx([math.sqrt((r3 + 2) / (4 * r3 + 4)),
+                                                         math.sqrt((r3 + 2.125) / (4 * r3 + 9))])
+
+
+class _Quadratic:
+    """f(w) = ½‖w − c‖², one run; ∇ = w − c."""
+
+    def __init__(self, start, centre):
+        self.params0, self.centre = {"w": torch.tensor([start], dtype=torch.float64)}, torch.tensor([centre], dtype=torch.float64)
+
+    def loss(self, params):
+        return 0.5 * ((params["w"] - self.centre) ** 2).sum(1)
+
+
+def test_aruba_rule_fixed_rate_and_aruba_plus_plus_within_task_by_hand():
+    aruba = ArubaRates({"w": torch.Size([2])}, epsilon=1.0, zeta=1.0, power=0.0).double()
+    aruba.observe({"w": torch.zeros(1, 2)}, {"w": torch.tensor([[2.0, 0.0]])}, {"w": torch.tensor([[1.0, 3.0]])})
+    # η = sqrt((1 + B)/(1 + G)) = (sqrt(3/2), sqrt(1/4)) = (1.2247, 0.5); lr = 0.5; ∇ at w0 = (1, 1) − 0 = (1, 1)
+    run = unroll(ArubaRule(aruba, 0.5), _Quadratic([1.0, 1.0], [0.0, 0.0]), 1)
+    assert run.params["w"][0].tolist() == pytest.approx([1 - 0.5 * math.sqrt(1.5), 1 - 0.5 * 0.5])
+    # ARUBA++: the first step's denominator also has ∇² = 1: η = (sqrt(3/3), sqrt(1/5)); second step adds the new ∇²
+    run = unroll(ArubaRule(aruba, 0.5, online=True), _Quadratic([1.0, 1.0], [0.0, 0.0]), 2)
+    w1 = [1 - 0.5 * 1.0, 1 - 0.5 * math.sqrt(1 / 5)]
+    w2 = [w1[0] - 0.5 * math.sqrt(3 / (3 + w1[0] ** 2)) * w1[0],
+          w1[1] - 0.5 * math.sqrt(1 / (5 + w1[1] ** 2)) * w1[1]]
+    assert run.params["w"][0].tolist() == pytest.approx(w2)
+
+
+def test_fit_aruba_accumulates_displacements_and_squared_gradients_of_each_task():
+    class Task:
+        def sample(self, n, generator):
+            return _Quadratic([1.0, -2.0], [0.0, 0.0])
+
+    aruba = ArubaRates({"w": torch.Size([2])}, epsilon=1.0, zeta=1.0, power=0.0).double()
+    history = fit_aruba(aruba, Task(), tasks=2, inner_steps=1, lr=0.5, progress=False)
+    # task 1: η = 1, one step w = (1, −2) − 0.5·(1, −2) = (0.5, −1): B = ½(0.25, 1), G = (1, 4)
+    # task 2: η = (sqrt(1.125/2), sqrt(1.5/5)): w − w0 = −0.5·η·w0
+    eta2 = torch.tensor([math.sqrt(1.125 / 2), math.sqrt(1.5 / 5)], dtype=torch.float64)
+    B, G = aruba.accumulators("w")
+    disp2 = -0.5 * eta2 * torch.tensor([1.0, -2.0], dtype=torch.float64)
+    assert torch.allclose(B, torch.tensor([0.125, 0.5], dtype=torch.float64) + 0.5 * disp2 ** 2)
+    assert torch.allclose(G, torch.tensor([2.0, 8.0], dtype=torch.float64))
+    assert len(history) == 2 and float(aruba.tasks_seen) == 2
+
+
+def test_aruba_rejects_bad_constants():
+    with pytest.raises(ValueError):
+        ArubaRates({"w": torch.Size([2])}, epsilon=0.0)
+    with pytest.raises(ValueError):
+        ArubaRule(ArubaRates({"w": torch.Size([2])}), lr=0.0)
