@@ -96,3 +96,22 @@ class ArubaRule(UpdateRule):
         rates = self.aruba.rates(squared) if self.online else state["fixed"]
         new = {k: params[k] - self.lr * rates[k] * grads[k] for k in params}
         return new, {"squared": squared, "fixed": state["fixed"]}
+
+
+def transfer_rates(aruba: ArubaRates, shapes: Mapping[str, torch.Size]) -> ArubaRates:
+    """ARUBA's accumulators for a network with other tensor sizes (MetaMD §5.2 high resolution: 20-class meta-training
+    tasks, other class counts at meta-test; ours, as for Meta-SGD's rates): a tensor of the same shape keeps its B and
+    G, one whose first (output) dimension differs gets them averaged over that dimension (its rows were random
+    classes), any other starts from zero."""
+    new = ArubaRates(shapes, aruba.epsilon, aruba.zeta, aruba.power).to(aruba.tasks_seen.device)
+    with torch.no_grad():
+        new.tasks_seen.copy_(aruba.tasks_seen)
+        for name in new.keys:
+            if name not in aruba.keys:
+                continue
+            for target, old in zip(new.accumulators(name), aruba.accumulators(name)):
+                if old.shape == target.shape:
+                    target.copy_(old)
+                elif old.dim() > 0 and old.shape[1:] == target.shape[1:]:
+                    target.copy_(old.mean(0, keepdim=True).expand_as(target))
+    return new

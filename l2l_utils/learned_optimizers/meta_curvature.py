@@ -43,12 +43,12 @@ def curvature_transform(grad: torch.Tensor, matrices: list[torch.Tensor]) -> tor
     """G ×₁ M_o ×₂ M_i ×₃ M_f for a batch of gradients ``grad`` (runs, *shape) (Park & Oliva Eq. 6)."""
     runs, shape = grad.shape[0], grad.shape[1:]
     g = grad.reshape(runs, *mode_sizes(shape))
-    if len(matrices) == 1:
-        out = torch.einsum("ao,ro->ra", matrices[0], g)
-    elif len(matrices) == 2:
-        out = torch.einsum("ao,bi,roi->rab", matrices[0], matrices[1], g)
-    else:
-        out = torch.einsum("ao,bi,cf,roif->rabc", matrices[0], matrices[1], matrices[2], g)
+    # one mode at a time (a single three-operand einsum may form the outer product of the matrices first)
+    out = torch.einsum("ao,ro...->ra...", matrices[0], g)
+    if len(matrices) > 1:
+        out = torch.einsum("bi,rai...->rab...", matrices[1], out)
+    if len(matrices) > 2:
+        out = torch.einsum("cf,rabf->rabc", matrices[2], out)
     return out.reshape(runs, *shape)
 
 

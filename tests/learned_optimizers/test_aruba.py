@@ -73,3 +73,17 @@ def test_aruba_rejects_bad_constants():
         ArubaRates({"w": torch.Size([2])}, epsilon=0.0)
     with pytest.raises(ValueError):
         ArubaRule(ArubaRates({"w": torch.Size([2])}), lr=0.0)
+
+
+def test_transfer_rates_keeps_matching_accumulators_and_averages_classifier_rows():
+    from l2l_utils.learned_optimizers.aruba import transfer_rates
+
+    aruba = ArubaRates({"fc.weight": torch.Size([2, 3]), "fc.bias": torch.Size([2])})
+    aruba.observe({"fc.weight": torch.zeros(1, 2, 3), "fc.bias": torch.zeros(1, 2)},
+                  {"fc.weight": torch.tensor([[[2.0, 0, 0], [0, 0, 0]]]), "fc.bias": torch.tensor([[2.0, 0.0]])},
+                  {"fc.weight": torch.ones(1, 2, 3), "fc.bias": torch.ones(1, 2)})
+    new = transfer_rates(aruba, {"fc.weight": torch.Size([4, 3]), "fc.bias": torch.Size([4])})
+    B, G = new.accumulators("fc.weight")
+    assert torch.equal(B, torch.tensor([[1.0, 0, 0]]).expand(4, 3)) and torch.equal(G, torch.ones(4, 3))
+    assert torch.equal(new.accumulators("fc.bias")[0], torch.full((4,), 1.0))
+    assert float(new.tasks_seen) == 1
