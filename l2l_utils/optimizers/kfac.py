@@ -83,7 +83,8 @@ def kfac_factors(module: nn.Module, params: Mapping[str, torch.Tensor], x: torch
     try:
         with torch.enable_grad():
             detached = {k: v.detach().requires_grad_() for k, v in params.items()}
-            logits = functional_call(module, detached, (x,))
+            buffers = {k: v.clone() for k, v in module.named_buffers()}  # batch norm's running statistics untouched
+            logits = functional_call(module, {**buffers, **detached}, (x,))
             if targets is None:
                 with torch.no_grad():
                     targets = torch.multinomial(F.softmax(logits.float(), -1), 1, generator=generator).squeeze(-1)

@@ -915,7 +915,7 @@ if rotated is not None:
     auc_parts.append(rot_scores.groupby("optimizer")["auc"].mean().rename("RotatedMNIST"))
 if len(dig_scores):
     auc_parts.append(dig_scores.groupby("optimizer")["auc"].mean().rename("DiverseDigits"))
-auc = pd.concat(auc_parts, axis=1).reindex(OPTIMIZERS) if auc_parts else pd.DataFrame()
+auc = pd.concat(auc_parts, axis=1).reindex(OPTIMIZERS).dropna(how="all") if auc_parts else pd.DataFrame()
 display(auc.round(2))
 auc_claim("Fig. 2 (left) / A.13", "MetaMD converges rapidly on RotatedMNIST (training loss)", "qualitative (plot)",
           rot_scores if rotated is not None else None, "MNIST data missing", "rotated")
@@ -1328,7 +1328,7 @@ claims.show("Table 9")
 
 # %%
 if rotated is not None:
-    mirror, _, _, history, _ = rot_learned[cfg.rotated_heldout[0]]
+    mirror, history = rot_learned[cfg.rotated_heldout[0]][0], rot_learned[cfg.rotated_heldout[0]][3]
     tasks = [classifier_task(make_mlp().to(dev), rotated[d][0]) for d in cfg.rotated_domains
              if d != cfg.rotated_heldout[0]]
     breg, radius = [], []

@@ -138,3 +138,16 @@ def test_kfac_factors_are_per_example_averages():
     per_target = [kfac_factors(net, params, x.repeat(3, 1), targets=torch.tensor([y] * 3))["0"] for y in range(3)]
     G = sum(p * f[1] for p, f in zip(probs, per_target))
     assert torch.allclose(torch.kron(per_target[0][0], G), fisher, atol=1e-12)
+
+
+def test_kfac_on_a_conv_net_with_batch_norm_leaves_running_statistics_alone_and_steps_every_tensor():
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    before = net[1].running_mean.clone()
+    params = {k: v.detach().unsqueeze(0).repeat(2, *[1] * v.dim()) for k, v in net.named_parameters()}
+    grads = {k: torch.randn_like(v) for k, v in params.items()}
+    rule = KFAC(net, 0.1)
+    new, _ = rule.update(params, grads, rule.init(params), 0, Context(inputs=torch.randn(2, 4, 1, 4, 4)))
+    assert torch.equal(net[1].running_mean, before)
+    assert all(new[k].shape == params[k].shape and not torch.equal(new[k], params[k]) for k in params)
+    assert torch.allclose(new["1.weight"], params["1.weight"] - 0.1 * grads["1.weight"])  # batch norm: plain step
