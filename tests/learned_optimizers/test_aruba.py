@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from l2l_utils.learned_optimizers.aruba import ArubaRates, ArubaRule
-from l2l_utils.meta_training.aruba_training import fit_aruba
 from l2l_utils.optimizers.unroll import unroll
 
 
@@ -49,23 +48,6 @@ def test_aruba_rule_fixed_rate_and_aruba_plus_plus_within_task_by_hand():
     w2 = [w1[0] - 0.5 * math.sqrt(3 / (3 + w1[0] ** 2)) * w1[0],
           w1[1] - 0.5 * math.sqrt(1 / (5 + w1[1] ** 2)) * w1[1]]
     assert run.params["w"][0].tolist() == pytest.approx(w2)
-
-
-def test_fit_aruba_accumulates_displacements_and_squared_gradients_of_each_task():
-    class Task:
-        def sample(self, n, generator):
-            return _Quadratic([1.0, -2.0], [0.0, 0.0])
-
-    aruba = ArubaRates({"w": torch.Size([2])}, epsilon=1.0, zeta=1.0, power=0.0).double()
-    history = fit_aruba(aruba, Task(), tasks=2, inner_steps=1, lr=0.5, progress=False)
-    # task 1: η = 1, one step w = (1, −2) − 0.5·(1, −2) = (0.5, −1): B = ½(0.25, 1), G = (1, 4)
-    # task 2: η = (sqrt(1.125/2), sqrt(1.5/5)): w − w0 = −0.5·η·w0
-    eta2 = torch.tensor([math.sqrt(1.125 / 2), math.sqrt(1.5 / 5)], dtype=torch.float64)
-    B, G = aruba.accumulators("w")
-    disp2 = -0.5 * eta2 * torch.tensor([1.0, -2.0], dtype=torch.float64)
-    assert torch.allclose(B, torch.tensor([0.125, 0.5], dtype=torch.float64) + 0.5 * disp2 ** 2)
-    assert torch.allclose(G, torch.tensor([2.0, 8.0], dtype=torch.float64))
-    assert len(history) == 2 and float(aruba.tasks_seen) == 2
 
 
 def test_aruba_rejects_bad_constants():
