@@ -5,7 +5,7 @@ hyperparameters (learning rate, weight decay) come from a grid search on validat
 part of the training split); then ``trials`` runs give the training-loss curves and the test accuracy.
 Every optimiser is an update rule of :mod:`l2l_utils.optimizers.update_rules` (hand-designed ones from ``torch.optim`` through
 :func:`l2l_utils.optimizers.baselines.baseline_rule`), run by the shared unroller. Weight decay is the L2 penalty ½·wd·‖θ‖² added
-to every optimiser's training loss.
+to every optimiser's training loss, except for a rule whose decay is decoupled (AdamW), which gets it itself.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def train_runs(rule, task, steps: int, runs: int, seed: int, weight_decay: float
                monitor: Monitor | None = None) -> Unrolled:
     """``runs`` freshly initialised networks trained together (one batch) for ``steps`` steps."""
     problem = task.sample(runs, torch.Generator().manual_seed(seed))
-    if weight_decay:
+    if weight_decay and getattr(rule, "decoupled_weight_decay", False):  # AdamW: the decay is the optimizer's
+        rule = rule.with_weight_decay(weight_decay)
+    elif weight_decay:
         problem = RegularisedProblem(problem, weight_decay)
     return unroll(rule, problem, steps, monitor=monitor)
 

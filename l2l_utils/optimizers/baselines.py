@@ -32,7 +32,27 @@ TORCH_OPTIMIZERS: dict[str, Callable] = {
     "SGD-M": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
     "PowerSign": lambda params, lr: PowerSign(params, lr=lr),
     "AddSign": lambda params, lr: AddSign(params, lr=lr),
+    "AdamW": lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=0.0),  # decay: AdamWRule
 }
+
+
+class AdamWRule(TorchOptimizerRule):
+    """AdamW (Loshchilov & Hutter 2019, Algorithm 2, "Adam with decoupled weight decay"), MetaMD's Table 2 baseline:
+    θ_t = θ_{t−1} − lr·(m̂_t / (√v̂_t + ε) + wd·θ_{t−1}) with Adam's moments of the loss gradient alone (no L2 term in
+    the loss), via ``torch.optim.AdamW`` (β = (0.9, 0.999), ε = 1e-8; the schedule multiplier η_t of the paper is 1,
+    and torch multiplies the decay by lr, as in L&H's Algorithm 2 with α folded into η_t).
+
+    ``decoupled_weight_decay`` tells :func:`l2l_utils.evaluation.meta_test.train_runs` to hand the grid's weight
+    decay to the optimizer (:meth:`with_weight_decay`) instead of adding ½·wd·‖θ‖² to the loss."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        self.lr, self.weight_decay = lr, weight_decay
+        super().__init__(lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay))
+
+    def with_weight_decay(self, weight_decay: float) -> "AdamWRule":
+        return AdamWRule(self.lr, weight_decay)
 
 
 def make_baseline(name: str, lr: float) -> Callable:
@@ -43,7 +63,10 @@ def make_baseline(name: str, lr: float) -> Callable:
 
 
 def baseline_rule(name: str, lr: float) -> TorchOptimizerRule:
-    """Baseline ``name`` at learning rate ``lr`` as an update rule of the shared interface."""
+    """Baseline ``name`` at learning rate ``lr`` as an update rule of the shared interface ("AdamW": its weight decay
+    is decoupled, :class:`AdamWRule`)."""
+    if name == "AdamW":
+        return AdamWRule(lr)
     return TorchOptimizerRule(make_baseline(name, lr))
 
 

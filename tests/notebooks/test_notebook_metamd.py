@@ -41,7 +41,7 @@ def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
                  "hypergradient_estimators", "fig7_fig8_landscape_rank"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0
     scores = pd.read_csv(tmp_path / "results" / "digits-scores.csv")
-    assert set(scores["optimizer"]) == {"SGD", "SGD-M", "Adam", "RMSprop", "L2O", "Meta-SGD", "MetaMD"}
+    assert set(scores["optimizer"]) == {"SGD", "SGD-M", "Adam", "RMSprop", "L2O", "Meta-SGD", "MetaCur", "MetaMD"}
 
 
 @pytest.mark.parametrize("parameters, fragment", [
@@ -54,7 +54,7 @@ def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
     ({"overrides": {"highres_meta_test": ["ImageNet"]}}, "allowed values are ['Aircraft'"),
     ({"overrides": {"highres_meta_train": ["DTD"]}}, "must not share a dataset"),
     ({"overrides": {"highres_weight_decays": [-0.1]}}, "must hold non-negative values"),
-    ({"overrides": {"resnet_optimizers": ["KFAC"]}}, "allowed values are ['SGD'"),
+    ({"overrides": {"highres_optimizers": ["L2O"]}}, "allowed values are ['SGD'"),
 ])
 def test_bad_parameters_fail_before_compute(tmp_path, parameters, fragment):
     check_fails_before_compute(NOTEBOOK, tmp_path, parameters, fragment)
@@ -80,14 +80,14 @@ def test_table2_runs_on_files_in_the_cifar10_and_stl10_layouts(tmp_path, monkeyp
     write_stl10(root, n_train=20, n_test=10)
     monkeypatch.setenv("L2L_CACHE_DIR", str(tmp_path / "cache"))
     execute(tmp_path, data_dir=str(root), overrides={
-        "quad_meta_steps": 2, "resnet_optimizers": ["SGD", "Adam", "Meta-SGD", "MetaMD"], "batch_size": 4, "test_steps": 2,
+        "quad_meta_steps": 2, "cifar_optimizers": ["KFAC", "AdamW", "Meta-SGD", "MetaMD"], "batch_size": 4, "test_steps": 2,
         "trials": 1, "meta_steps": 1, "tasks_per_step": 1, "cifar_inner_steps": 2, "l2o_steps": 2, "l2o_unroll": 1,
         "l2o_trajectories": 1, "sgd_lrs": [0.01], "adam_lrs": [0.001], "learned_lrs": [0.01], "val_fraction": 0.5})
     claims = pd.read_csv(tmp_path / "results" / "claims.csv").set_index("claim")
     for claim in ("Table 2", "Fig. 2 (right) / Table 5"):
         assert not claims.loc[claim, "verdict"].startswith("not run"), claims.loc[claim, "verdict"]
     scores = pd.read_csv(tmp_path / "results" / "cifar-scores.csv")
-    assert set(scores["optimizer"]) == {"SGD", "Adam", "Meta-SGD", "MetaMD"}
+    assert set(scores["optimizer"]) == {"KFAC", "AdamW", "Meta-SGD", "MetaMD"}
     assert claims.loc["Table 1 (top)", "verdict"] == "not run: MNIST data missing"
 
 
@@ -106,7 +106,7 @@ def test_highres_section_runs_on_files_in_the_dataset_layouts(tmp_path, monkeypa
     monkeypatch.setenv("L2L_CACHE_DIR", str(tmp_path / "cache"))
     execute(tmp_path, data_dir=str(root), overrides={
         "quad_meta_steps": 2, "meta_steps": 1, "tasks_per_step": 1, "highres_meta_train": ["Butterfly"],
-        "highres_meta_test": ["PubFig"], "resnet_optimizers": ["SGD-M", "Adam", "PowerSign", "Meta-SGD", "MetaMD"],
+        "highres_meta_test": ["PubFig"], "highres_optimizers": ["SGD-M", "Adam", "ARUBA", "ARUBA++", "MetaCur", "MetaMD"],
         "trials": 1, "highres_test_steps": 4, "accuracy_every": 2, "val_fraction": 0.5, "landscape_images": 16,
         "landscape_iters": 3, "l2o_steps": 2, "l2o_unroll": 1, "l2o_trajectories": 1})
     claims = pd.read_csv(tmp_path / "results" / "claims.csv").set_index("claim")
@@ -114,7 +114,7 @@ def test_highres_section_runs_on_files_in_the_dataset_layouts(tmp_path, monkeypa
         assert not claims.loc[claim, "verdict"].startswith("not run"), (claim, claims.loc[claim, "verdict"])
     assert claims.loc["Table 7", "verdict"].startswith("not run: a timing")
     scores = pd.read_csv(tmp_path / "results" / "highres-scores.csv")
-    assert set(scores["optimizer"]) == {"SGD-M", "Adam", "PowerSign", "Meta-SGD", "MetaMD"}
+    assert set(scores["optimizer"]) == {"SGD-M", "Adam", "ARUBA", "ARUBA++", "MetaCur", "MetaMD"}
     assert set(scores["heldout"]) == {"PubFig"} and scores["test_accuracy"].between(0, 1).all()
     assert set(pd.read_csv(tmp_path / "results" / "finetune-scores.csv")["optimizer"]) == {"SGD-M", "Adam", "MetaMD"}
     for name in ("fig4_fig6_highres_learning_curves", "fig7_fig8_landscape_rank"):

@@ -99,3 +99,44 @@ def test_a_grid_that_stops_short_grows_and_the_edge_is_reported():
     assert best == 3e-4 and tuned_at_edge(table) == ["SGD"] and not table["extended"].any()
     grown, table = tune_learning_rate("SGD", rates, lambda: _quadratics(), 25, max_extensions=2)
     assert grown > 3e-4 and table["extended"].sum() >= 1
+
+
+# ------------------------------------------------------------------------------ AdamW (MetaMD Table 2)
+def test_adamw_rule_equals_torch_adamw_used_directly():
+    from l2l_utils.optimizers.baselines import AdamWRule
+
+    problem = _quadratics()
+    run = unroll(AdamWRule(0.05, 0.01), problem, 10)
+    leaves = {k: v.detach().clone().requires_grad_() for k, v in problem.params0.items()}
+    optimizer = torch.optim.AdamW(list(leaves.values()), lr=0.05, weight_decay=0.01)
+    for _ in range(10):
+        optimizer.zero_grad()
+        problem.loss(leaves).sum().backward()
+        optimizer.step()
+    for k in leaves:
+        assert torch.equal(run.params[k].detach(), leaves[k].detach())
+
+
+def test_adamw_first_step_by_hand():
+    # θ0 = 1, g = 0.5, lr = 0.1, wd = 0.1: m̂ = g, v̂ = g², θ1 = θ0 − lr·(g/(|g| + 1e-8) + wd·θ0) = 1 − 0.1 − 0.01
+    from l2l_utils.optimizers.baselines import AdamWRule
+
+    rule = AdamWRule(0.1).with_weight_decay(0.1)
+    params = {"w": torch.ones(1, 1)}
+    new, _ = rule.update(params, {"w": torch.full((1, 1), 0.5)}, rule.init(params), 0)
+    assert float(new["w"].detach()) == pytest.approx(0.89, abs=1e-7)
+
+
+def test_train_runs_hands_adamw_its_decay_instead_of_an_l2_loss():
+    from l2l_utils.evaluation.meta_test import train_runs
+    from l2l_utils.optimizers.baselines import AdamWRule, baseline_rule
+
+    class Task:
+        def sample(self, n, generator):
+            return _quadratics(n, seed=int(torch.randint(100, (1,), generator=generator)))
+
+    decoupled = train_runs(baseline_rule("AdamW", 0.05), Task(), 8, 2, seed=3, weight_decay=0.1)
+    direct = unroll(AdamWRule(0.05, 0.1), Task().sample(2, torch.Generator().manual_seed(3)), 8)
+    assert np.allclose(decoupled.losses, direct.losses)  # the loss recorded has no ½·wd·‖θ‖² term
+    coupled = train_runs(baseline_rule("ADAM", 0.05), Task(), 8, 2, seed=3, weight_decay=0.1)
+    assert not np.allclose(decoupled.losses, coupled.losses)

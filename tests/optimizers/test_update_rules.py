@@ -11,6 +11,8 @@ from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer, PerParame
 from l2l_utils.learned_optimizers.meta_learners import MAML, MetaLearnerLSTM, Turtle, theorem1_parameters
 from l2l_utils.learned_optimizers.mirror_descent import (DiagonalMirrorDescent, DiagonalMirrorMap, KroneckerMirrorMap,
                                                          MirrorDescentOptimizer)
+from l2l_utils.learned_optimizers.aruba import ArubaRates, ArubaRule
+from l2l_utils.learned_optimizers.meta_curvature import MetaCurvature
 from l2l_utils.optimizers.baselines import TORCH_OPTIMIZERS, baseline_rule
 from l2l_utils.optimizers.update_rules import Context, GradientStep, TorchOptimizerRule, UpdateRule
 
@@ -51,11 +53,13 @@ def _dense_mirror_step(mirror, params, grads, lr):
 def _by_hand(name, params, grads):
     """The first step of each rule from its equation."""
     lr = 0.05
-    if name in ("SGD", "GradientStep", "MAML", "meta-learner LSTM (Theorem 1)", "SGD-M"):
-        return {k: params[k] - lr * grads[k] for k in params}  # SGD-M: the buffer starts at the gradient
+    if name in ("SGD", "GradientStep", "MAML", "meta-learner LSTM (Theorem 1)", "SGD-M", "Meta-Curvature (untrained)",
+                "ARUBA (no task seen)"):
+        # SGD-M: the buffer starts at the gradient; Meta-Curvature: identity matrices; ARUBA: η = ε/ζ = 1
+        return {k: params[k] - lr * grads[k] for k in params}
     if name == "NAG":  # torch's Nesterov: buf = g, step along g + 0.9·buf
         return {k: params[k] - lr * 1.9 * grads[k] for k in params}
-    if name == "ADAM":  # m̂ = g, v̂ = g²: Δ = −lr g / (|g| + ε)
+    if name in ("ADAM", "AdamW"):  # m̂ = g, v̂ = g²: Δ = −lr g / (|g| + ε) (AdamW without decay: Adam)
         return {k: params[k] - lr * grads[k] / (grads[k].abs() + 1e-8) for k in params}
     if name == "RMSprop":  # v = 0.01 g²: Δ = −lr g / (√v + ε)
         return {k: params[k] - lr * grads[k] / ((0.01 * grads[k] ** 2).sqrt() + 1e-8) for k in params}
@@ -76,6 +80,8 @@ RULES = {
     "mirror descent (Kronecker)": lambda: MirrorDescentOptimizer(_kronecker(), 0.05),
     "LSTM optimizer": lambda: LSTMOptimizer(preprocess_p=10.0, output_scale=0.1).double(),
     "TURTLE": lambda: Turtle({k: v[0] for k, v in _params().items()}, hidden_layers=2, hidden=4).double(),
+    "Meta-Curvature (untrained)": lambda: MetaCurvature(_shapes(), lr=0.05).double(),
+    "ARUBA (no task seen)": lambda: ArubaRule(ArubaRates(_shapes()).double(), 0.05),
 }
 
 
