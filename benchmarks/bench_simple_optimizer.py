@@ -16,7 +16,6 @@ optimizers take turns in every repeat (a change of machine load touches all of t
 from __future__ import annotations
 
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import Fixed, argument_parser, finish, parse_checked, start, time_per_call  # noqa: E402
+from timing import Fixed, argument_parser, finish, parse_checked, start  # noqa: E402
+from timing import side_by_side as timing_side_by_side  # noqa: E402
 
 from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer  # noqa: E402
 from l2l_utils.learned_optimizers.rnnprop import RNNProp  # noqa: E402
@@ -50,19 +50,11 @@ def rules() -> dict:
 
 
 def side_by_side(functions: dict, setups: dict, sync, args) -> dict:
-    """Median seconds per call of every function, the functions taking turns in each of ``args.repeats`` repeats."""
-    samples = {name: [] for name in functions}
-    for name, fn in functions.items():  # warm-up (allocator, kernels)
-        setups[name]()
-        for _ in range(args.warmup):
-            fn()
-    for _ in range(args.repeats):
-        for name, fn in functions.items():
-            t = time_per_call(fn, warmup=0, repeats=1, sync=sync, target_s=args.target_s, max_calls=args.max_calls,
-                              setup=setups[name])
-            samples[name].append(t["median_s"])
-    return {name: {"median_ms": 1e3 * statistics.median(v), "min_ms": 1e3 * min(v), "max_ms": 1e3 * max(v),
-                   "repeats": len(v)} for name, v in samples.items()}
+    """Milliseconds per call of every function, the functions taking turns in each of ``args.repeats`` repeats."""
+    rows = timing_side_by_side(functions, setups, sync, warmup=args.warmup, repeats=args.repeats,
+                               target_s=args.target_s, max_calls=args.max_calls)
+    return {name: {"median_ms": 1e3 * r["median_s"], "min_ms": 1e3 * r["min_s"], "max_ms": 1e3 * r["max_s"],
+                   "repeats": r["repeats"]} for name, r in rows.items()}
 
 
 def bench_updates(problem, device, sync, args) -> dict:
