@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from roofline import against_roofline, describe, limits_json, measure_limits  # noqa: E402
 from timing import Fixed, argument_parser, finish, parse_checked, start  # noqa: E402
 from timing import side_by_side as timing_side_by_side  # noqa: E402
 
@@ -57,7 +58,7 @@ def side_by_side(functions: dict, setups: dict, sync, args) -> dict:
                    "repeats": r["repeats"]} for name, r in rows.items()}
 
 
-def bench_updates(problem, device, sync, args) -> dict:
+def bench_updates(problem, device, sync, limits, args) -> dict:
     """1. ``rule.update`` alone on the same θ and gradient (no graph)."""
     start_point = unroll(SimpleOptimizer().to(device), problem, 0)
     params, grads = start_point.detached_params, start_point.grads
@@ -74,7 +75,11 @@ def bench_updates(problem, device, sync, args) -> dict:
                 _, holder["state"] = rule.update(params, grads, holder["state"], 0)
 
         functions[name], setups[name] = call, setup
-    return side_by_side(functions, setups, sync, args)
+    rows = side_by_side(functions, setups, sync, args)
+    for name, fn in functions.items():  # the update against the limits (its FLOPs and bytes counted on one more call)
+        setups[name]()
+        rows[name]["roofline"] = against_roofline(fn, rows[name]["min_ms"] / 1e3, limits)
+    return rows
 
 
 def bench_steps(problem, device, sync, args) -> dict:
@@ -149,8 +154,13 @@ def main(argv=None) -> dict:
     task = ClassifierTask(mlp(784, [args.hidden], 10, "relu"), data, args.batch_size, init_std=None)
     problem = task.sample(1, torch.Generator().manual_seed(SEED))
     print(f"MLP 784-{args.hidden}-10 (ReLU): {task.num_params:,} coordinates, minibatch {args.batch_size}")
-    result = {"environment": env, "coordinates": task.num_params, "updates": bench_updates(problem, device, sync, args)}
+    limits = measure_limits(device, sync, args.quick)
+    result = {"environment": env, **limits_json(limits), "coordinates": task.num_params,
+              "updates": bench_updates(problem, device, sync, limits, args)}
     report("1. update alone (Table 1's time per step)", result["updates"])
+    print("   the update against the limits (minimum time; benchmarks/roofline.py):")
+    for name, row in result["updates"].items():
+        print(f"   {name:<16} {describe(row['roofline'])}")
     result["steps"] = bench_steps(problem, device, sync, args)
     report("2. whole evaluation step (update + loss and gradient)", result["steps"])
     if args.meta:
