@@ -272,6 +272,10 @@ def bench_steps(task, device, sync, limits, args) -> list[dict]:
                                     "step_ms": ms[f"{name}, whole step"],
                                     "step_ratio": ms[f"{name}, whole step"] / ms["Adam, whole step (torch.optim)"],
                                     **roofline_row(*counts[name], ms[name] / 1e3, limits)}
+        if n == 1:  # which operations hold the learned step back (measured)
+            call, setup = learned["fused"]
+            setup()
+            row["held_back"] = passes(call, limits["cache_bandwidth"])
         rows.append(row)
     return rows
 
@@ -402,6 +406,9 @@ def main(argv=None) -> dict:
             print(f"      {name:<24} update {v['update_ms']:8.2f} ({v['update_ratio']:5.1f}×, roofline "
                   f"{v['fraction_of_roofline']:.2f} / {v['fraction_of_roofline_in_cache']:.2f}); "
                   f"whole step {v['step_ms']:8.2f} ({v['step_ratio']:5.1f}×)")
+        if "held_back" in r:
+            print("      the fused step's operations by time lost against the in-cache bandwidth (torch.profiler):")
+            print_passes(r["held_back"], indent="        ")
 
     meta = bench_meta_batch(task, device, sync, args)
     print(f"\n4. Meta-training {args.meta_n} optimizees, one truncation of {args.meta_steps} steps each")
