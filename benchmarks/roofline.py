@@ -149,7 +149,7 @@ def measure_limits(device: torch.device, sync=lambda: None, quick: bool = False,
     elements = elements or (TRIAD_ELEMENTS // 4 if quick else TRIAD_ELEMENTS)
     limits = {"rate": matmul_rate(device, size=matmul_size, sync=sync),
               "bandwidth": triad_bandwidth(device, elements, sync=sync),
-              "cache_bandwidth": triad_bandwidth(device, CACHE_TRIAD, repeats=20, sync=sync),
+              "cache_bandwidth": triad_bandwidth(device, CACHE_TRIAD, repeats=200, sync=sync),
               "triad_mib": elements * 4 / 2 ** 20}
     print(f"\n0. Limits: float32 {matmul_size}² matrix product {limits['rate'] / 1e9:.1f} GFLOP/s; triad a = b + s·c "
           f"(3 × 4 bytes per element) {limits['bandwidth'] / 1e9:.1f} GB/s over arrays of {limits['triad_mib']:.0f} "
