@@ -27,8 +27,8 @@ from torch.func import functional_call
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import (argument_parser, at_limit, count_flops, finish, matmul_rate, parse_checked, start,  # noqa: E402
-                    time_per_call)
+from roofline import against_roofline, describe, limits_json, measure_limits  # noqa: E402
+from timing import argument_parser, finish, parse_checked, start, time_per_call  # noqa: E402
 
 from l2l_utils.learned_optimizers.lstm_optimizer import PerParameterLearningRates  # noqa: E402
 from l2l_utils.learned_optimizers.mirror_descent import KroneckerMirrorMap  # noqa: E402
@@ -98,20 +98,18 @@ def main(argv=None) -> dict:
     unrolled = time_per_call(lambda: unrolled_hypergradient(mirror, problem, inner, 0.01, 0.01, 0.01), **kw)["median_s"]
     print(f"3. The unrolled hypergradient over T = {inner} inner steps (forward included): {1e3 * unrolled:.1f} ms = "
           f"{unrolled / inner / rows['MetaMD']:.1f} MetaMD steps per inner step")
-    rate = matmul_rate(device, sync=sync)
+    limits = measure_limits(device, sync, args.quick)
     work = {"MetaMD inner step": (metamd_step, rows["MetaMD"]),
             "unrolled hypergradient (T = 20)": (lambda: unrolled_hypergradient(mirror, problem, inner, 0.01, 0.01, 0.01),
                                                 unrolled)}
-    print(f"\n4. Against the limit (float32 4096² product at {rate / 1e9:.1f} GFLOP/s): FLOPs of the matrix products "
-          f"(convolutions included)")
-    limits = {}
+    print("\n4. Against the limits: FLOPs of the matrix products (convolutions included), bytes of every operation "
+          "(benchmarks/roofline.py)")
+    at_limits = {}
     for name, (fn, seconds) in work.items():
-        limits[name] = at_limit(count_flops(fn), seconds, rate)
-        print(f"   {name:<34} {limits[name]['gflop']:>8.3f} GFLOP  {limits[name]['gflop_per_s']:>7.1f} GFLOP/s  "
-              f"{limits[name]['fraction_of_limit']:>6.3f} of limit")
+        at_limits[name] = against_roofline(fn, seconds, limits)
+        print(f"   {name:<34} {describe(at_limits[name])}")
     result = {"environment": env, "step_ms": {k: 1e3 * v for k, v in rows.items()}, "hypergradient_ms": 1e3 * hyper,
-              "unrolled_ms_per_inner_step": 1e3 * unrolled / inner, "matmul_gflop_per_s": rate / 1e9,
-              "at_limit": limits}
+              "unrolled_ms_per_inner_step": 1e3 * unrolled / inner, **limits_json(limits), "at_limit": at_limits}
     if not args.no_resnet:
         result["resnet18_step_ms"] = resnet_table7(device, args.resnet_size, args.resnet_batch, kw)
     return finish(result, env, t0, args.out)

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from roofline import against_roofline, describe, limits_json, measure_limits  # noqa: E402
 from timing import Fixed, finish, start, time_per_call, timed_args  # noqa: E402
 
 from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer  # noqa: E402
@@ -77,7 +78,9 @@ def main(argv=None) -> dict:
         row["vs_adam_1"] = row["step_ms_1"] / adam["step_ms_1"]
     print("   ratio to Adam (1 learner): " + ", ".join(f"{r['rule']} {r['vs_adam_1']:.1f}×" for r in rows[:-1]))
 
-    print("\n2. One meta-training truncation (Ξ = 5, first order, backward), one learner, median ms")
+    limits = measure_limits(device, sync, args.quick)
+    print("\n2. One meta-training truncation (Ξ = 5, first order, backward), one learner, median ms, against the "
+          "limits (benchmarks/roofline.py)")
     cfg = MetaTrainConfig(steps=5, unroll=5, clip_value=1.0)
     meta = []
     for name, make in RULES.items():
@@ -90,9 +93,10 @@ def main(argv=None) -> dict:
             TruncatedBPTT(Fixed(problem), cfg).step(rule, torch.Generator().manual_seed(SEED), 1)
 
         ms = 1e3 * time_per_call(truncation, sync=sync, **args.timing)["median_s"]
-        meta.append({"rule": name, "truncation_ms": ms})
-        print(f"   {name:<28} {ms:>10.1f}")
-    return finish({"environment": env, "steps": rows, "meta_training": meta}, env, started, args.out)
+        meta.append({"rule": name, "truncation_ms": ms, **against_roofline(truncation, ms / 1e3, limits)})
+        print(f"   {name:<28} {ms:>10.1f}  {describe(meta[-1])}")
+    return finish({"environment": env, **limits_json(limits), "steps": rows, "meta_training": meta}, env, started,
+                  args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ optimizers take turns in every repeat (a change of machine load touches all of t
 from __future__ import annotations
 
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import Fixed, argument_parser, finish, parse_checked, start, time_per_call  # noqa: E402
+from roofline import against_roofline, describe, limits_json, measure_limits  # noqa: E402
+from timing import Fixed, argument_parser, finish, parse_checked, start  # noqa: E402
+from timing import side_by_side as timing_side_by_side  # noqa: E402
 
 from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer  # noqa: E402
 from l2l_utils.learned_optimizers.rnnprop import RNNProp  # noqa: E402
@@ -50,22 +51,14 @@ def rules() -> dict:
 
 
 def side_by_side(functions: dict, setups: dict, sync, args) -> dict:
-    """Median seconds per call of every function, the functions taking turns in each of ``args.repeats`` repeats."""
-    samples = {name: [] for name in functions}
-    for name, fn in functions.items():  # warm-up (allocator, kernels)
-        setups[name]()
-        for _ in range(args.warmup):
-            fn()
-    for _ in range(args.repeats):
-        for name, fn in functions.items():
-            t = time_per_call(fn, warmup=0, repeats=1, sync=sync, target_s=args.target_s, max_calls=args.max_calls,
-                              setup=setups[name])
-            samples[name].append(t["median_s"])
-    return {name: {"median_ms": 1e3 * statistics.median(v), "min_ms": 1e3 * min(v), "max_ms": 1e3 * max(v),
-                   "repeats": len(v)} for name, v in samples.items()}
+    """Milliseconds per call of every function, the functions taking turns in each of ``args.repeats`` repeats."""
+    rows = timing_side_by_side(functions, setups, sync, warmup=args.warmup, repeats=args.repeats,
+                               target_s=args.target_s, max_calls=args.max_calls)
+    return {name: {"median_ms": 1e3 * r["median_s"], "min_ms": 1e3 * r["min_s"], "max_ms": 1e3 * r["max_s"],
+                   "repeats": r["repeats"]} for name, r in rows.items()}
 
 
-def bench_updates(problem, device, sync, args) -> dict:
+def bench_updates(problem, device, sync, limits, args) -> dict:
     """1. ``rule.update`` alone on the same θ and gradient (no graph)."""
     start_point = unroll(SimpleOptimizer().to(device), problem, 0)
     params, grads = start_point.detached_params, start_point.grads
@@ -82,7 +75,11 @@ def bench_updates(problem, device, sync, args) -> dict:
                 _, holder["state"] = rule.update(params, grads, holder["state"], 0)
 
         functions[name], setups[name] = call, setup
-    return side_by_side(functions, setups, sync, args)
+    rows = side_by_side(functions, setups, sync, args)
+    for name, fn in functions.items():  # the update against the limits (its FLOPs and bytes counted on one more call)
+        setups[name]()
+        rows[name]["roofline"] = against_roofline(fn, rows[name]["min_ms"] / 1e3, limits)
+    return rows
 
 
 def bench_steps(problem, device, sync, args) -> dict:
@@ -157,8 +154,13 @@ def main(argv=None) -> dict:
     task = ClassifierTask(mlp(784, [args.hidden], 10, "relu"), data, args.batch_size, init_std=None)
     problem = task.sample(1, torch.Generator().manual_seed(SEED))
     print(f"MLP 784-{args.hidden}-10 (ReLU): {task.num_params:,} coordinates, minibatch {args.batch_size}")
-    result = {"environment": env, "coordinates": task.num_params, "updates": bench_updates(problem, device, sync, args)}
+    limits = measure_limits(device, sync, args.quick)
+    result = {"environment": env, **limits_json(limits), "coordinates": task.num_params,
+              "updates": bench_updates(problem, device, sync, limits, args)}
     report("1. update alone (Table 1's time per step)", result["updates"])
+    print("   the update against the limits (minimum time; benchmarks/roofline.py):")
+    for name, row in result["updates"].items():
+        print(f"   {name:<16} {describe(row['roofline'])}")
     result["steps"] = bench_steps(problem, device, sync, args)
     report("2. whole evaluation step (update + loss and gradient)", result["steps"])
     if args.meta:

@@ -26,7 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import Fixed, at_limit, count_flops, finish, matmul_rate, start, time_per_call, timed_args  # noqa: E402
+from roofline import against_roofline, describe, limits_json, measure_limits  # noqa: E402
+from timing import Fixed, finish, start, time_per_call, timed_args  # noqa: E402
 
 from l2l_utils.learned_optimizers.meta_learners import MAML, MetaLearnerLSTM, Turtle  # noqa: E402
 from l2l_utils.meta_training.episodic_training import EpisodicConfig, EpisodicQueryLoss  # noqa: E402
@@ -123,12 +124,11 @@ def main(argv=None) -> dict:
     device, sync, env = start(args.device, args.threads)
     t0 = time.perf_counter()
     kw = dict(sync=sync, **args.timing)
-    rate = matmul_rate(device, sync=sync)
-    result = {"environment": env, "matmul_gflop_per_s": rate / 1e9, "per_method": [], "batching": []}
-    print(f"\n0. Limit: float32 4096² matrix product at {rate / 1e9:.1f} GFLOP/s")
+    limits = measure_limits(device, sync, args.quick)
+    result = {"environment": env, **limits_json(limits), "per_method": [], "batching": []}
 
-    print("\n1. Time per meta-iteration (T = 5, meta-batch 2), median ms; FLOPs of its matrix products and the fraction "
-          "of the limit")
+    print("\n1. Time per meta-iteration (T = 5, meta-batch 2), median ms; FLOPs of its matrix products, bytes of its "
+          "operations, fractions of the limits (benchmarks/roofline.py)")
     for problem, (make_net, kind, batch) in problems(device).items():
         row = {"problem": problem}
         print(f"   {problem}")
@@ -136,10 +136,8 @@ def main(argv=None) -> dict:
             iteration = meta_iteration(method, make_net, kind, batch, 2, 5, device)
             seconds = time_per_call(iteration, **kw)["median_s"]
             row[method] = 1e3 * seconds
-            row[f"{method} at limit"] = at_limit(count_flops(iteration), seconds, rate)
-            limit = row[f"{method} at limit"]
-            print(f"     {method:<30} {row[method]:>9.1f} ms  {limit['gflop']:>7.3f} GFLOP  "
-                  f"{limit['fraction_of_limit']:>6.3f} of limit")
+            row[f"{method} at limit"] = against_roofline(iteration, seconds, limits)
+            print(f"     {method:<30} {row[method]:>9.1f} ms  {describe(row[f'{method} at limit'])}")
         row["SO-TURTLE / SO-MAML"] = row["SO-TURTLE"] / row["SO-MAML"]
         result["per_method"].append(row)
         print(f"     SO-TURTLE / SO-MAML: {row['SO-TURTLE / SO-MAML']:.2f}x (paper: comparable)")

@@ -93,6 +93,26 @@ def time_per_call(fn, *, warmup: int, repeats: int, sync, target_s: float, max_c
             "repeats": repeats, "calls_per_repeat": calls}
 
 
+def side_by_side(functions: dict, setups: dict | None, sync, *, warmup: int, repeats: int, target_s: float,
+                 max_calls: int) -> dict:
+    """Seconds per call of every function, the functions taking turns in each of ``repeats`` rounds (so that a burst
+    of load from other processes hits them alike): the minimum (the least disturbed round), median and maximum."""
+    setups = setups or {}
+    samples = {name: [] for name in functions}
+    for name, fn in functions.items():  # warm-up (allocator, kernels, compilation)
+        if name in setups:
+            setups[name]()
+        for _ in range(warmup):
+            fn()
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            t = time_per_call(fn, warmup=0, repeats=1, sync=sync, target_s=target_s, max_calls=max_calls,
+                              setup=setups.get(name))
+            samples[name].append(t["median_s"])
+    return {name: {"min_s": min(v), "median_s": statistics.median(v), "max_s": max(v), "repeats": len(v)}
+            for name, v in samples.items()}
+
+
 def matmul_rate(device: torch.device, size: int = 4096, repeats: int = 3, sync=lambda: None) -> float:
     """The machine's float32 matrix-product rate in FLOP/s (best of ``repeats`` size×size products): the limit the
     fractions below are measured against."""
