@@ -40,11 +40,14 @@
 # learned learning rate per parameter), by truncated BPTT on the training loss; MetaCur (Park & Oliva 2019,
 # `l2l_utils.learned_optimizers.meta_curvature`: per layer M_o, M_i, M_f with M(G) = G ×₁ M_o ×₂ M_i ×₃ M_f,
 # meta-trained like Meta-SGD; Tables 1, 3); ARUBA and ARUBA++ (Khodak et al. 2019,
-# `l2l_utils.learned_optimizers.aruba`: per-coordinate rates sqrt((ε²t^p + B)/(ζ²t^p + G)) from the meta-train tasks
-# met one after another, ARUBA++ also adding the current task's squared gradients; Table 3). **Simplified (ours):**
+# `l2l_utils.learned_optimizers.aruba`: per-coordinate rates sqrt(B/G) from the meta-train tasks met one after
+# another, B the tasks' squared displacements and G their squared gradients, each with ε²/(s+1)^p, ζ²/(s+1)^p
+# regularisers as the authors' code writes them; ARUBA++ the same meta-training, at meta-test also adding c times the
+# current task's squared gradients to G; Table 3). **Simplified (ours):**
 # MetaCur, ARUBA and ARUBA++ learn no initialisation (as Meta-SGD here: every optimiser trains freshly initialised
-# networks), MetaCur is meta-trained first-order through the unrolled loop as Meta-SGD is, ARUBA's ε, ζ, p and its
-# meta-training step are ours (`aruba_*`), K-FAC has no adaptive damping or momentum. The learned rules' step size
+# networks), MetaCur is meta-trained first-order through the unrolled loop as Meta-SGD is, ARUBA's ε = ζ = p = 1 are
+# the authors' code's defaults and its ARUBA++ coefficient c = 1 one point of their sweep {10⁻², …, 10³} (`aruba_*`),
+# K-FAC has no adaptive damping or momentum. The learned rules' step size
 # (MetaCur's α, ARUBA's multiplier) is tuned at meta-test on App. A.7's grid for "L2O, MetaCur, ARUBA and ARUBA++".
 #
 # **Profiles.** `smoke` (default) runs everything at toy size on a CPU in about a minute (a few meta-steps, 30 inner
@@ -570,17 +573,18 @@ def learned_optimizers(tag, tasks, module_shapes, inner_steps, task_key, optimiz
         setting = {"tag": tag, "lr": cfg.metacur_lr, "tasks": task_key}
         meta_train_cached(others["MetaCur"], MixtureTask(tasks), lcfg, folder, "metacur", setting, progress)
         keys["MetaCur"] = meta_train_key(folder, "metacur", lcfg, setting)
-    for name, online in (("ARUBA", False), ("ARUBA++", True)):  # Khodak et al.: the meta-train tasks met online
-        if name not in optimizers:
-            continue
+    if {"ARUBA", "ARUBA++"} & set(optimizers):  # Khodak et al.: the meta-train tasks met online, with ARUBA's rates
         aruba = ArubaRates(module_shapes, cfg.aruba_epsilon, cfg.aruba_zeta, cfg.aruba_power).to(dev)
-        akey = {"tag": tag, "tasks": task_key, "online": online, "count": cfg.meta_steps * cfg.tasks_per_step,
+        akey = {"tag": tag, "tasks": task_key, "count": cfg.meta_steps * cfg.tasks_per_step,
                 "inner_steps": inner_steps, "lr": cfg.aruba_lr, "runs": cfg.runs_per_task, "seed": seed,
                 "constants": [cfg.aruba_epsilon, cfg.aruba_zeta, cfg.aruba_power]}
-        cached_training(folder, name.lower(), akey, aruba, lambda ckpt, aruba=aruba, online=online: fit_aruba(
-            aruba, MixtureTask(tasks), cfg.meta_steps * cfg.tasks_per_step, inner_steps, cfg.aruba_lr, online,
+        cached_training(folder, "aruba", akey, aruba, lambda ckpt, aruba=aruba: fit_aruba(
+            aruba, MixtureTask(tasks), cfg.meta_steps * cfg.tasks_per_step, inner_steps, cfg.aruba_lr, False,
             cfg.runs_per_task, seed, progress))
-        others[name], keys[name] = aruba, training_key(folder, name.lower(), akey)
+        # ARUBA++ is ARUBA's meta-training with a meta-test rule that keeps adapting (the authors' code allows it
+        # only at meta-test): both use the same accumulators
+        for name in {"ARUBA", "ARUBA++"} & set(optimizers):
+            others[name], keys[name] = aruba, training_key(folder, "aruba", akey)
     return mirror, l2o, metasgd, history, keys, others
 
 
@@ -608,7 +612,8 @@ def meta_test(tag, task_train, task_full, val_data, test_data, learned, data_key
         "AdamW": (lambda lr: baseline_rule("AdamW", lr), cfg.adam_lrs),
         "MetaCur": (lambda lr: others["MetaCur"].with_lr(lr), cfg.learned_lrs),
         "ARUBA": (lambda lr: ArubaRule(others["ARUBA"], lr), cfg.learned_lrs),
-        "ARUBA++": (lambda lr: ArubaRule(others["ARUBA++"], lr, online=True), cfg.learned_lrs),
+        "ARUBA++": (lambda lr: ArubaRule(others["ARUBA++"], lr, online=True, coefficient=cfg.aruba_plus_coefficient),
+                    cfg.learned_lrs),
     }
     curves, scores = [], []
     for name, (make, grid) in ((n, c) for n, c in candidates.items() if n in optimizers):
@@ -672,8 +677,9 @@ def learned_gates(tasks, shapes, inner_steps, learned):
     for name, online in (("ARUBA", False), ("ARUBA++", True)):
         if name in others:
             fresh = ArubaRates(shapes, cfg.aruba_epsilon, cfg.aruba_zeta, cfg.aruba_power).to(dev)
-            gates[name] = gate(name, ArubaRule(others[name], cfg.aruba_lr, online),
-                               ArubaRule(fresh, cfg.aruba_lr, online), gate_problems, inner_steps,
+            gates[name] = gate(name, ArubaRule(others[name], cfg.aruba_lr, online, cfg.aruba_plus_coefficient),
+                               ArubaRule(fresh, cfg.aruba_lr, online, cfg.aruba_plus_coefficient), gate_problems,
+                               inner_steps,
                                unit="meta-train problems")
     return gates
 
