@@ -31,17 +31,38 @@ def test_transform_of_a_conv_kernel_equals_kron_mf_mi_mo_vec_g():
         assert torch.allclose(_vec(out[r].reshape(3, 2, 4)), torch.kron(Mf, torch.kron(Mi, Mo)) @ _vec(flat))
 
 
-def test_untrained_meta_curvature_is_sgd_and_a_bias_gets_mo():
-    rule = MetaCurvature({"w": torch.Size([3, 2]), "b": torch.Size([3])}, lr=0.2)
+@pytest.mark.parametrize("vectors", ["diagonal", "full"])
+def test_untrained_meta_curvature_is_sgd_and_a_bias_gets_a_diagonal_or_full_mo(vectors):
+    rule = MetaCurvature({"w": torch.Size([3, 2]), "b": torch.Size([3])}, lr=0.2, vectors=vectors)
     params = {"w": torch.ones(1, 3, 2), "b": torch.zeros(1, 3)}
     grads = {"w": torch.randn(1, 3, 2), "b": torch.randn(1, 3)}
     new, _ = rule.update(params, grads, rule.init(params), 0)
     assert torch.allclose(new["w"], params["w"] - 0.2 * grads["w"])
+    assert torch.allclose(new["b"], params["b"] - 0.2 * grads["b"])
+    mo = torch.tensor([[1.0, 0.5, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
     with torch.no_grad():
-        rule.factors("b")[0].copy_(torch.diag(torch.tensor([1.0, 2.0, 3.0])))
+        rule.factors("b")[0].copy_(mo if vectors == "full" else torch.diagonal(mo))
     new, _ = rule.with_lr(1.0).update(params, grads, None, 0)
-    assert torch.allclose(new["b"], -grads["b"] * torch.tensor([1.0, 2.0, 3.0]))
+    expected = grads["b"] @ (mo if vectors == "full" else torch.diag(torch.diagonal(mo))).T
+    assert torch.allclose(new["b"], -expected)
+    assert rule.num_meta_parameters == 3 * 3 + 2 * 2 + (9 if vectors == "full" else 3)
     assert rule.with_lr(1.0).matrices is rule.matrices and rule.lr == 0.2
+
+
+def test_meta_parameter_count_on_resnet18_is_metamds_table_9():
+    """MetaMD Table 9: MetaCur has 2,974,717 meta-parameters on ResNet-18 (its Meta-SGD count, 11,176,512, is
+    torchvision's ResNet-18 without the 1000-way classifier, so the classifier is not counted)."""
+    torchvision = pytest.importorskip("torchvision")
+    shapes = {k: v.shape for k, v in torchvision.models.resnet18().named_parameters() if not k.startswith("fc.")}
+    assert sum(s.numel() for s in shapes.values()) == 11_176_512
+    assert MetaCurvature(shapes).num_meta_parameters == 2_974_717
+    # full M_o for the 40 batch-norm vectors instead: 2·(5·64² + 5·128² + 5·256² + 5·512²) more than their 2·4,800
+    assert MetaCurvature(shapes, vectors="full").num_meta_parameters == 2_974_717 - 9_600 + 3_481_600
+
+
+def test_bad_vectors_is_refused():
+    with pytest.raises(ValueError, match="vectors"):
+        MetaCurvature({"b": torch.Size([3])}, vectors="block")
 
 
 class _LeastSquares:
