@@ -14,6 +14,10 @@ matrices of the style image s; N_l channels, M_l positions),
 * L_reg = Σ (θ_{i,j+1} − θ_{i,j})² + (θ_{i+1,j} − θ_{i,j})², the squared total variation: §3.4 says only "a
   regularizer that encourages smoothness" (Gatys et al. have none), so the form is ours.
 
+Not as Gatys et al.: they rescale VGG's weights so that each filter's mean activation over images and positions is
+one (the network's output unchanged); here torchvision's ImageNet weights are used unscaled, which changes each style
+layer's share of L_style and the content/style balance (with average pooling as theirs: the notebook's profile).
+
 The paper (App. C included) gives neither α, β nor γ: :class:`ArtLossWeights` holds Gatys et al.'s ratio α/β = 10⁻³
 and our γ. Each problem draws its content images from the task's pool and starts from Gaussian white noise around
 mid-grey (Gatys et al. start from white noise; the standard deviation is ours).

@@ -549,7 +549,8 @@ claims.show(*cifar_statements)
 # $f(\theta) = \alpha\mathcal{L}_{\rm content}(c, \theta) + \beta\mathcal{L}_{\rm style}(s, \theta) + \gamma\mathcal{L}_{\rm reg}(\theta)$,
 # $\theta$ the pixels of the styled image. The losses are Gatys et al.'s (2015) on VGG-19's ImageNet features: the
 # content loss $\frac12\sum(F-P)^2$ on relu4_2 ("conv4_2"), the style loss on the Gram matrices of relu1_1 … relu5_1
-# with $w_l = 1/5$ and their normalisation $1/(4N_l^2M_l^2)$, average pooling as they use it. The LSTM optimizer is
+# with $w_l = 1/5$ and their normalisation $1/(4N_l^2M_l^2)$, average pooling as they use it (but not their rescaling
+# of VGG's weights to a mean activation of one per filter: torchvision's weights as they are). The LSTM optimizer is
 # meta-trained with **one style on 64×64 content images** (12,288 parameters), **128 steps, unrolls of 32**, App. A
 # preprocessing and **no output scaling**, early-stopped on validation images, then tested on held-out content
 # images with the training style at 64×64 (Fig. 8 left) and with **a new style at 128×128** (49,152 parameters,
@@ -803,19 +804,23 @@ claims.show(*appendix_claims)
 # write heads can simulate inverse Hessian BFGS assuming that the controller can compute arbitrary (coordinatewise)
 # functions and have access to 2 GACs". NTM-L-BFGS keeps a sliding history of the write vectors instead of $M$.
 #
-# Below, both statements are checked with the controller's coordinatewise functions **hand-set**, as App. D assumes,
-# inside the same update rules that are meta-trained afterwards (`l2l_utils.learned_optimizers.global_averaging`,
-# `l2l_utils.learned_optimizers.ntm_bfgs`):
+# Below, both statements are checked with the controller's coordinatewise functions **hand-set** (App. D assumes
+# the LSTM can compute $\nabla^2$, resp. arbitrary coordinatewise functions), inside the same update rules that are
+# meta-trained afterwards (`l2l_utils.learned_optimizers.global_averaging`, `l2l_utils.learned_optimizers.ntm_bfgs`):
 # * clipping: one cell computes $\nabla_k^2$ and is a GAC, so every coordinate sees $\mathrm{mean}_k\nabla_k^2 =
 #   \|\nabla\|^2/N$; the output is $-\nabla_k \min(1, c/\|\nabla\|)$, compared with `torch.nn.utils.clip_grad_norm_`.
-# * BFGS: App. D's skeleton reads $g_t = -M_t\nabla f(\theta_t)$, i.e. **unit steps, no line search**, so that is
-#   what we match: the textbook inverse-Hessian update (Nocedal & Wright Eq. 6.17) with $\theta \leftarrow \theta -
-#   H\nabla f$ and $H_0 = I/\lambda_{\max}$. As the read result reaches the controller one step later, one BFGS
-#   iteration takes two steps of the rule: step A reads $H_{k-1}y_{k-1}$ (θ stays), step B writes the update as
-#   three outer products, $-\rho s(Hy)^\top - \rho(Hy)s^\top + (\rho^2 y^\top Hy + \rho)ss^\top$, with $s^\top y$ and
-#   $y^\top Hy$ from the two GACs, then reads $H_k\nabla f(\theta_k)$ and steps along it. The hand-set functions
-#   know $N$ (a GAC shares the mean, not the sum). `scipy.optimize.minimize(method="BFGS")` is not the reference: it
-#   searches the step length along $-H\nabla f$ (Wolfe line search), which App. D's skeleton does not do.
+#   That output is a hand-set nonlinear function of two cells, not the linear head of the learned LSTM+GAC: the check
+#   shows the GACs bring each coordinate what clipping needs, not that a trained LSTM+GAC clips.
+# * BFGS: App. D's skeleton is $\theta_{t+1} = \theta_t + \mathrm{read}(M_t, \theta_t)$ with, for BFGS,
+#   $\mathrm{read} = -M_t\nabla f(\theta_t)$: **unit steps, no line search** is our reading of it (App. D does not
+#   discuss step lengths), so that is what we match: the textbook inverse-Hessian update (Nocedal & Wright Eq. 6.17)
+#   with $\theta \leftarrow \theta - H\nabla f$ and $H_0 = I/\lambda_{\max}$. As the read result reaches the
+#   controller one step later, one BFGS iteration takes two steps of the rule: step A reads $H_{k-1}y_{k-1}$ (θ
+#   stays), step B writes the update as three outer products, $-\rho s(Hy)^\top - \rho(Hy)s^\top + (\rho^2 y^\top
+#   Hy + \rho)ss^\top$, with $s^\top y$ and $y^\top Hy$ from the two GACs, then reads $H_k\nabla f(\theta_k)$ and steps
+#   along it. The hand-set functions know $N$ (a GAC shares the mean, not the sum).
+#   `scipy.optimize.minimize(method="BFGS")` is not the reference: it searches the step length along $-H\nabla f$
+#   (Wolfe line search), which App. D's skeleton as written has no step for.
 #
 # **Where App. D is silent (ours, switches of the profile):** how many of a layer's 20 cells are GACs
 # (`appd_gac_cells` = 5); that an averaged activation feeds the next layer and the cell's own recurrent input while
