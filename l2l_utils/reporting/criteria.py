@@ -11,7 +11,8 @@ its claim is true, data where it is false, and too few units.
 * :func:`biases_move` — §3.1 of the SimpleOptimizer paper: an LSTM optimizer's biases move the parameters under a zero
   gradient (against the same trained network with its biases zeroed);
 * :func:`all_converge_and_fastest` — every optimiser converges on every problem and one needs the fewest iterations;
-* :func:`leads_in_share` — the better of some candidates wins in a share of the scenarios and is competitive in all.
+* :func:`leads_in_share` — the better of some candidates wins in a share of the scenarios and is competitive in all;
+* :func:`second_after` — a rank claim: one comparator below the method, the method below the rest.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .learning_gate import MIN_DECREASE
-from .verdicts import Result, across, all_of, better, holds, in_share_of
+from .verdicts import Result, across, all_of, better, better_than_all, holds, in_share_of
 
 
 def _conjunction(parts: Mapping[str, Result]) -> Result:
@@ -153,3 +154,14 @@ def leads_in_share(scenarios: Mapping[str, Mapping[str, Sequence[float]]], candi
         competitive[scenario] = better(values[best], values[best_other], (best, best_other), margin=-tolerance,
                                        relative=False, **{k: v for k, v in kw.items() if k != "relative"})
     return all_of({f"wins in ≥ {share:.0%}": in_share_of(wins, share), "competitive in all": across(competitive)})
+
+
+def second_after(values: Mapping[str, Sequence[float]], method: str, leader: str, others: Sequence[str],
+                 **kw) -> Result:
+    """``method`` ranks second, after ``leader``: ``leader``'s scores below ``method``'s and ``method``'s below each of
+    ``others`` (lower is better; every keyword of :func:`~.verdicts.better`, e.g. ``paired``, ``unit``)."""
+    missing = [name for name in [method, leader, *others] if name not in values]
+    if missing:
+        raise KeyError(f"no scores for {missing}; have {sorted(values)}")
+    return all_of({f"{leader} first": better(values[leader], values[method], (leader, method), **kw),
+                   f"{method} before the rest": better_than_all(values, method, list(others), **kw)})

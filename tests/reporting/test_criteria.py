@@ -158,3 +158,18 @@ def test_leads_in_share():
     # MAML clearly ahead everywhere: no wins and not competitive
     assert C.leads_in_share(_scenarios(0.40, 0.41, 0.55), ("TURTLE", "LSTMa"), **kw).kind == "not reproduced"
     assert C.leads_in_share(_scenarios(0.55, 0.50, 0.47, n=FEW), ("TURTLE", "LSTMa"), **kw).kind == "inconclusive"
+
+
+def test_second_after_needs_the_leader_first_and_the_method_before_the_rest():
+    scores = {"Adam": around(0.2), "MetaMD": around(0.4, seed=1), "SGD": around(0.7, seed=2), "L2O": around(0.8, seed=3)}
+    assert C.second_after(scores, "MetaMD", "Adam", ["SGD", "L2O"], paired=True).kind == "reproduced"
+    # MetaMD first (the leader behind it): the rank claim fails
+    assert C.second_after({**scores, "Adam": around(0.6, seed=4)}, "MetaMD", "Adam", ["SGD", "L2O"],
+                          paired=True).kind == "not reproduced"
+    # MetaMD behind one of the rest: fails too
+    assert C.second_after({**scores, "L2O": around(0.3, seed=5)}, "MetaMD", "Adam", ["SGD", "L2O"],
+                          paired=True).kind == "not reproduced"
+    few = {name: v[:FEW] for name, v in scores.items()}
+    assert C.second_after(few, "MetaMD", "Adam", ["SGD", "L2O"], paired=True).kind == "inconclusive"
+    with pytest.raises(KeyError):
+        C.second_after(scores, "MetaMD", "KFAC", ["SGD"])
