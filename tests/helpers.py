@@ -341,3 +341,27 @@ def write_neural_art(root: Path, content: int = 7, size: int = 24, seed: int = 0
     for which in ("train", "test"):
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
             root / "neural_art" / f"style_{which}.jpg")
+
+
+def check_meta_gradient_by_finite_differences(module, meta_loss, eps: float = 1e-6, rel: float = 1e-5) -> None:
+    """The gradient of ``meta_loss()`` (a scalar of ``module``'s parameters, float64) along a random direction against
+    the central finite difference (f(φ + εd) − f(φ − εd)) / 2ε; leaves the parameters where they were."""
+    import torch
+
+    module.zero_grad()
+    meta_loss().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    direction = [torch.randn_like(p) for p in module.parameters()]
+    analytic = sum(float((p.grad * d).sum()) for p, d in zip(module.parameters(), direction))
+
+    def shift(scale):  # the meta-loss itself may differentiate (order="second"): evaluate it outside no_grad
+        with torch.no_grad():
+            for p, d in zip(module.parameters(), direction):
+                p.add_(scale * d)
+
+    shift(eps)
+    plus = float(meta_loss().detach())
+    shift(-2 * eps)
+    minus = float(meta_loss().detach())
+    shift(eps)
+    assert analytic == pytest.approx((plus - minus) / (2 * eps), rel=rel)

@@ -11,6 +11,8 @@ from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, TruncatedBPT
 from l2l_utils.optimizers.unroll import unroll
 from l2l_utils.tasks.problems import QuadraticTask
 
+from helpers import check_meta_gradient_by_finite_differences
+
 
 def test_average_cells_by_hand():
     h = torch.tensor([[[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]],  # run 0: two coordinates, three cells
@@ -118,20 +120,7 @@ def test_meta_gradient_matches_finite_differences():
     problem.W, problem.y = problem.W.double(), problem.y.double()
     problem.params0 = {k: v.double() for k, v in problem.params0.items()}
     meta = lambda: unroll(rule, problem, 4, order="second", start=unroll(rule, problem, 0)).meta_loss  # noqa: E731
-    rule.zero_grad()
-    meta().backward()
-    direction = [torch.randn_like(p) for p in rule.parameters()]
-    analytic = sum(float((p.grad * d).sum()) for p, d in zip(rule.parameters(), direction))
-    eps = 1e-6
-    with torch.no_grad():
-        for p, d in zip(rule.parameters(), direction):
-            p.add_(eps * d)
-    plus = float(meta().detach())
-    with torch.no_grad():
-        for p, d in zip(rule.parameters(), direction):
-            p.sub_(2 * eps * d)
-    minus = float(meta().detach())
-    assert analytic == pytest.approx((plus - minus) / (2 * eps), rel=1e-5)
+    check_meta_gradient_by_finite_differences(rule, meta)
 
 
 def test_meta_trainable_with_truncated_bptt():
