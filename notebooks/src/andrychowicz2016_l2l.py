@@ -1031,9 +1031,9 @@ display(pd.DataFrame(appd_rows))
 # same under "Preprocessing and postprocessing"). The paper gives no constants, problems or numbers for this ablation;
 # the setup below is ours, each choice a switch of the profile:
 #
-# * on each problem of `appa_problems` (§3.2's MNIST MLP, §3.1's 10-D quadratics) the LSTM optimizer of that problem's
-#   section is meta-trained with App. A preprocessing (p = `preprocess_p`) and, once per constant c of
-#   `appa_input_scales` (`paper`: 0.1, 1, 10, 100, 1000; `smoke`: 1 and 100), with the raw gradient times c as its one
+# * on each problem of `appa_problems` (`paper`: §3.2's MNIST MLP and §3.1's 10-D quadratics; `smoke`: MNIST)
+#   the LSTM optimizer of that problem's section is meta-trained with App. A preprocessing (p = `preprocess_p`) and, once per constant c of
+#   `appa_input_scales` (`paper`: 0.1, 1, 10, 100, 1000; `smoke`: 100 only), with the raw gradient times c as its one
 #   input (`LSTMOptimizer(preprocess_p=None, input_scale=c)`); everything else as in that section (output scaling,
 #   start, meta-training). Two of them were trained already and are reused: MNIST's preprocessed optimizer (section 3)
 #   and the quadratics' c = 1 (section 2 feeds the raw gradient). Adam's meta rate is searched for every other one
@@ -1073,7 +1073,7 @@ for problem, spec in appa_specs.items():
                 return LSTMOptimizer(output_scale=spec["output_scale"], init_std=cfg.lstm_init_std, init=cfg.lstm_init,
                                      **inputs).to(dev)
 
-            slug = f"appa-{spec['slug']}-" + ("preprocessed" if label == "preprocessed" else f"scale{inputs['input_scale']:g}")
+            slug = f"appa-{spec['slug']}-" + (label if label == "preprocessed" else f"scale{inputs['input_scale']:g}")
             setting = {**spec["setting"], "p": inputs["preprocess_p"], "input_scale": inputs.get("input_scale", 1.0)}
             meta = (with_searched_meta_lr(new_rule, spec["task"], spec["meta"], slug, setting)
                     if cfg.appa_meta_lr_search else spec["meta"])

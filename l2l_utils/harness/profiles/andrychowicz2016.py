@@ -75,7 +75,7 @@ SMOKE = dict(
     art_train_size=16, art_test_size=32, art_steps=8, art_unroll=4, art_train_images=8, art_val=2, art_test=4,
     art_meta_batch=2, art_epochs=1, art_trajectories=2, art_meta_lr=3e-3, art_lr_grid=[1e-4, 1e-2, 1.0],
     appd_epochs=1, appd_meta_lr_search=False, appd_check_problems=8, appd_check_iterations=10,
-    appa_input_scales=[1.0, 100.0], appa_meta_lr_search=False,
+    appa_problems=["MNIST"], appa_input_scales=[100.0], appa_meta_lr_search=False,  # one new meta-training
 )
 CHOICES = {"dataset": ("MNIST", "FashionMNIST"),
            "lstm_init": ("normal", "normal-zero-head-bias", "pytorch"),
