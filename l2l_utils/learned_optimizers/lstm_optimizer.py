@@ -35,7 +35,9 @@ class CoordinatewiseLSTM(nn.Module):
     """m(∇_t, h_t, φ) of Eq. 3 for a flat vector of coordinates (each coordinate is a batch row).
 
     ``preprocess_p=None`` feeds the raw gradient (one input, §3.1); a number applies Appendix A
-    preprocessing (two inputs). The linear output is multiplied by ``output_scale`` (0.1 in §3.2).
+    preprocessing (two inputs). ``input_scale`` multiplies the raw gradient by a constant (§2.1 and Appendix A's
+    alternative to preprocessing, "rescaling all inputs by an appropriate constant"; only with
+    ``preprocess_p=None``). The linear output is multiplied by ``output_scale`` (0.1 in §3.2).
 
     The paper does not say how the optimizer's own parameters start. ``init``: ``"normal"`` draws every parameter
     from N(0, init_std²); ``"normal-zero-head-bias"`` does the same but starts the output bias at 0 (a non-zero one
@@ -46,12 +48,18 @@ class CoordinatewiseLSTM(nn.Module):
     INITS = ("normal", "normal-zero-head-bias", "pytorch")
 
     def __init__(self, hidden_size: int = 20, num_layers: int = 2, preprocess_p: float | None = 10.0,
-                 output_scale: float = 1.0, init_std: float | None = 0.1, init: str = "normal"):
+                 output_scale: float = 1.0, init_std: float | None = 0.1, init: str = "normal",
+                 input_scale: float = 1.0):
         super().__init__()
         if init not in self.INITS:
             raise ValueError(f"init={init!r}; allowed values are {list(self.INITS)}")
+        if not (math.isfinite(float(input_scale)) and input_scale > 0):
+            raise ValueError(f"input_scale={input_scale!r}; it must be a finite positive number")
+        if input_scale != 1 and preprocess_p is not None:
+            raise ValueError(f"input_scale={input_scale!r} rescales the raw gradient; with Appendix A "
+                             f"preprocessing (preprocess_p={preprocess_p!r}) it must be 1 (set preprocess_p=None)")
         self.hidden_size, self.num_layers = hidden_size, num_layers
-        self.preprocess_p, self.output_scale = preprocess_p, output_scale
+        self.preprocess_p, self.output_scale, self.input_scale = preprocess_p, output_scale, float(input_scale)
         input_size = 1 if preprocess_p is None else 2
         self.cells = nn.ModuleList(
             nn.LSTMCell(input_size if i == 0 else hidden_size, hidden_size) for i in range(num_layers))
@@ -67,10 +75,14 @@ class CoordinatewiseLSTM(nn.Module):
         zeros = lambda: torch.zeros(self.hidden_size, num_coords, device=device, dtype=dtype)  # noqa: E731
         return [(zeros(), zeros()) for _ in range(self.num_layers)]
 
+    def _scaled(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad if self.input_scale == 1 else grad * self.input_scale
+
     def forward(self, grad: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
         """The update of every coordinate of ``grad`` (N,) and the new state: the equations of ``nn.LSTMCell`` on the
         cells' own parameters, computed feature-major and fused (:mod:`l2l_utils.learned_optimizers.fused_cells`)."""
-        x = grad.unsqueeze(0) if self.preprocess_p is None else preprocess_gradient(grad, self.preprocess_p, dim=0)
+        x = (self._scaled(grad).unsqueeze(0) if self.preprocess_p is None
+             else preprocess_gradient(grad, self.preprocess_p, dim=0))
         new_state = []
         for cell, (h, c) in zip(self.cells, state):
             h, c = lstm_step(x, h, c, *fused_weights(cell))
@@ -88,7 +100,8 @@ class UnfusedCoordinatewiseLSTM(CoordinatewiseLSTM):
         return [(zeros(), zeros()) for _ in range(self.num_layers)]
 
     def forward(self, grad: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
-        x = grad.unsqueeze(-1) if self.preprocess_p is None else preprocess_gradient(grad, self.preprocess_p)
+        x = (self._scaled(grad).unsqueeze(-1) if self.preprocess_p is None
+             else preprocess_gradient(grad, self.preprocess_p))
         new_state = []
         for cell, (h, c) in zip(self.cells, state):
             h, c = cell(x, (h, c))

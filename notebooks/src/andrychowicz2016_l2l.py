@@ -16,13 +16,14 @@
 # | 6 | Fig. 7, §3.3: CIFAR-10 / CIFAR-5 / CIFAR-2 with two LSTMs and LSTM-sub | runs where CIFAR-10 is present (not in the offline data here) |
 # | 7 | Fig. 8–9, §3.4, App. C, §4's transfer from 12,288 to 49,152 parameters: neural art | runs where VGG-19's ImageNet weights and the content and style images are present (not in the offline data here; section 7 says what to put where) |
 # | 8 | App. B, Fig. 10–13: update histories and update-vs-gradient | run: on the neural-art optimizer where section 7 ran, else on the MNIST optimizer (the figures say which) |
-# | — | App. A: preprocessing more robust than rescaling inputs (ablation) | not run here: the ablation is not implemented |
+# | — | App. A: preprocessing more robust than rescaling inputs by a constant (ablation) | run (Appendix A ablation section, before the claims table): MNIST MLP and 10-D quadratics, constants of `appa_input_scales` (ours: the paper gives none) |
 # | — | App. D, Fig. 14–15: LSTM+GAC, NTM-BFGS, NTM-L-BFGS | run (Appendix D section): the two constructive statements checked; LSTM+GAC and NTM-BFGS meta-trained on §3.1's quadratics (no figure in the paper; MNIST not run for them) |
-# | 9 | claims table | every claim of §3.1–3.4, App. B and App. D |
+# | 9 | claims table | every claim of §3.1–3.4, App. A, App. B and App. D |
 #
 # Neural art (§3.4, Fig. 8–9, App. C) runs in section 7 where its data are on disk.
 # App. D (global averaging cells, NTM-BFGS / NTM-L-BFGS) has its own section before the claims table: its two
 # constructive statements checked, both optimizers meta-trained on the quadratics (the paper gives no figure for them).
+# App. A's ablation (preprocessing against inputs rescaled by a constant) has its own section after it.
 #
 # **Profiles.** `smoke` (default) runs everything at toy size on a CPU in about a minute: its figures say
 # "smoke profile" and its numbers are not evidence for or against the paper. `paper` uses the paper's settings
@@ -36,7 +37,7 @@
 # fixed `*_meta_lr`), the standard deviation of the IID Gaussian initialisations (0.01 for optimizee parameters,
 # following the authors' public code; 0.1 for the LSTM's own parameters, with the output bias at zero — section 1
 # compares the choices), the baseline learning-rate grid, and the CIFAR network's channel counts and kernel size
-# (16 channels, 5×5, following the public code).
+# (16 channels, 5×5, following the public code), and the problems and constants of App. A's ablation (`appa_*`).
 #
 # **How claims are judged.** Every comparison is over independent test problems (the same problems for every
 # optimizer: paired), each scored by its mean loss over the last `score_window` steps so one minibatch does not
@@ -82,8 +83,8 @@ from l2l_utils.optimizers.baselines import BASELINES, make_baseline
 from l2l_utils.optimizers.unroll import unroll
 from l2l_utils.reporting.learning_gate import CHANCE_10_CLASSES, gate, gated
 from l2l_utils.reporting.plotting import plot_final_losses, plot_learning_curves, profile_title, save_figure
-from l2l_utils.reporting.verdicts import (Result, across, against_tuned, all_of, better, better_than_all, holds, negate,
-                                          similar, sweep_too_narrow, with_positive_control)
+from l2l_utils.reporting.verdicts import (Result, across, against_tuned, all_of, better, better_than_all, holds,
+                                          in_share_of, negate, similar, sweep_too_narrow, with_positive_control)
 from l2l_utils.storage.results import cached_frame, config_key
 from l2l_utils.tasks.datasets import (DatasetMissingError, DeviceDataset, imagenet_vgg19_features, label_subset,
                                       load_image_dataset, load_square_images, neural_art_files, split_content)
@@ -1024,14 +1025,113 @@ print(criterion(cfg.quad_steps).replace("LSTM below every baseline", "first belo
 display(pd.DataFrame(appd_rows))
 
 # %% [markdown]
+# ## Appendix A ablation. Preprocessing against inputs rescaled by a constant
+# App. A: "We noticed that just rescaling all inputs by an appropriate constant instead also works fine, but the
+# proposed preprocessing seems to be more robust and gives slightly better results on some problems" (§2.1 says the
+# same under "Preprocessing and postprocessing"). The paper gives no constants, problems or numbers for this ablation;
+# the setup below is ours, each choice a switch of the profile:
+#
+# * on each problem of `appa_problems` (`paper`: §3.2's MNIST MLP and §3.1's 10-D quadratics; `smoke`: MNIST)
+#   the LSTM optimizer of that problem's section is meta-trained with App. A preprocessing (p = `preprocess_p`) and, once per constant c of
+#   `appa_input_scales` (`paper`: 0.1, 1, 10, 100, 1000; `smoke`: 100 only), with the raw gradient times c as its one
+#   input (`LSTMOptimizer(preprocess_p=None, input_scale=c)`); everything else as in that section (output scaling,
+#   start, meta-training). Two of them were trained already and are reused: MNIST's preprocessed optimizer (section 3)
+#   and the quadratics' c = 1 (section 2 feeds the raw gradient). Adam's meta rate is searched for every other one
+#   when `appa_meta_lr_search` (else it takes that section's rate);
+# * the best constant c* is the one with the lowest validation loss in meta-training (not chosen on the test
+#   problems); every optimizer then runs on its section's test problems (the same for all: paired) and is scored as
+#   everywhere (mean loss over the last `score_window` steps);
+# * **more robust**, on each problem: the preprocessed optimizer is not worse than c* (mean score ratio below
+#   1 + `appa_noninferiority`) **and** beats every other constant; **slightly better on some problems**: it beats c*
+#   on at least one problem. The row needs both (one of the two: "partly"). The "did it learn?" gate applies to the
+#   preprocessed optimizer and to c*; a constant whose optimizer did not learn still counts, since failing to learn at
+#   some constants is the lack of robustness the claim is about.
+
+# %%
+appa_specs = {}
+if "quadratics" in cfg.appa_problems:
+    appa_specs["quadratics"] = dict(task=quad_task, meta=quad_meta, setting=quad_setting, slug="quad", output_scale=1.0,
+                                    test=problems(quad_task, cfg.quad_test, TEST_SEED), steps=cfg.quad_steps,
+                                    chance=None, reused={"c=1": (quad_lstm, quad_gate["LSTM"], quad_history)})
+if "MNIST" in cfg.appa_problems and mnist is not None:
+    appa_specs[cfg.dataset] = dict(task=base_task, meta=mnist_meta, setting=mnist_setting, slug="mnist",
+                                   output_scale=cfg.output_scale, test=problems(base_task, cfg.mnist_test, TEST_SEED),
+                                   steps=cfg.mnist_steps, chance=CHANCE_10_CLASSES,
+                                   reused={"preprocessed": (mnist_lstm, mnist_gate["LSTM"], mnist_history)})
+appa_inputs = {"preprocessed": dict(preprocess_p=cfg.preprocess_p),
+               **{f"c={c:g}": dict(preprocess_p=None, input_scale=c) for c in cfg.appa_input_scales}}
+appa_scales = [label for label in appa_inputs if label != "preprocessed"]
+appa_frames, appa_rows, appa_robust, appa_slightly = {}, [], {}, {}
+for problem, spec in appa_specs.items():
+    rules, gates, val = {}, {}, {}
+    for label, inputs in appa_inputs.items():
+        if label in spec["reused"]:
+            rules[label], gates[label], history = spec["reused"][label]
+        else:
+            def new_rule(inputs=inputs):
+                torch.manual_seed(seed)
+                return LSTMOptimizer(output_scale=spec["output_scale"], init_std=cfg.lstm_init_std, init=cfg.lstm_init,
+                                     **inputs).to(dev)
+
+            slug = f"appa-{spec['slug']}-" + (label if label == "preprocessed" else f"scale{inputs['input_scale']:g}")
+            setting = {**spec["setting"], "p": inputs["preprocess_p"], "input_scale": inputs.get("input_scale", 1.0)}
+            meta = (with_searched_meta_lr(new_rule, spec["task"], spec["meta"], slug, setting)
+                    if cfg.appa_meta_lr_search else spec["meta"])
+            rules[label] = new_rule()
+            history, _ = meta_train_cached(rules[label], spec["task"], meta, results_dir, slug, setting, progress)
+            gates[label] = gate(label, rules[label], new_rule(), spec["test"], spec["steps"], chance=spec["chance"])
+        val[label] = float(history["val_final_loss"].min())
+    frame = compare_optimizers(rules, {}, spec["test"], spec["steps"])
+    appa_frames[problem] = frame
+    scores = scores_at(frame, spec["steps"], cfg.score_window)
+    best = min(appa_scales, key=val.get)  # c*: chosen on the validation problems of meta-training
+    others = [label for label in appa_scales if label != best]
+    paired = dict(paired=True, unit="test problems")
+    used = {"preprocessed": gates["preprocessed"], best: gates[best]}
+    not_worse = better(scores["preprocessed"], scores[best], ("preprocessed", best), margin=-cfg.appa_noninferiority,
+                       **paired)
+    beats_rest = (beats_every(scores, "preprocessed", others, **paired) if others
+                  else Result("inconclusive: only one constant was run", "—"))
+    appa_robust[problem] = gated(all_of({f"not worse than {best}": not_worse, "below " + ", ".join(others): beats_rest}),
+                                 used)
+    appa_slightly[problem] = gated(better(scores["preprocessed"], scores[best], ("preprocessed", best), **paired), used)
+    appa_rows += [{"problem": problem, "inputs": label, "best validation loss": val[label],
+                   "mean test score": float(np.nanmean(scores[label])), "c*": label == best,
+                   "did it learn?": gates[label].verdict} for label in appa_inputs]
+if appa_specs:
+    fig, axes = plt.subplots(1, len(appa_specs), figsize=(5 * len(appa_specs), 4), constrained_layout=True,
+                             squeeze=False)
+    for ax, (problem, frame) in zip(axes[0], appa_frames.items()):
+        plot_learning_curves(ax, frame, profile_title(f"App. A ablation: {problem}", profile, run_note))
+    save_figure(fig, figures_dir, "appA_preprocessing_vs_rescaling")
+    plt.show()
+    display(pd.DataFrame(appa_rows))
+
+# %%
+appa_statement = ("Preprocessing the optimizer's inputs (App. A) is more robust than rescaling all inputs by an "
+                  "appropriate constant and gives slightly better results on some problems")
+if not appa_specs:
+    claims.not_run("App. A (ablation)", appa_statement, "qualitative", f"{cfg.dataset} data missing and quadratics "
+                   "not in appa_problems")
+else:
+    appa_missing = f" ({cfg.dataset}: data missing)" if "MNIST" in cfg.appa_problems and mnist is None else ""
+    claims.add("App. A (ablation)", appa_statement, "qualitative",
+               f"on {', '.join(appa_specs)}{appa_missing}: LSTM with App. A preprocessing vs raw gradient × c, c in "
+               f"{[float(c) for c in cfg.appa_input_scales]} (c* = lowest validation loss); score = mean loss over the last "
+               f"{cfg.score_window} steps per test problem (paired, 95% interval); 'more robust' = on every problem "
+               f"ratio to c* < {1 + cfg.appa_noninferiority:g} and below every other c; 'slightly better on some "
+               "problems' = below c* on at least one problem; both needed (one: partly)",
+               across({"more robust": across(appa_robust),
+                       "slightly better on some problems": in_share_of(appa_slightly, 1 / len(appa_slightly))}))
+claims.show("App. A (ablation)")
+
+# %% [markdown]
 # ## 9. Claims table
-# One row per claim of §3.1–3.4, Appendix B and Appendix D, as judged in the sections above: the criterion, the measurement with
+# One row per claim of §3.1–3.4, Appendices A, B and D, as judged in the sections above: the criterion, the measurement with
 # its 95% interval over test problems, and the verdict of a tested function (`l2l_utils.reporting.verdicts`). At the
 # `smoke` profile every verdict reads "smoke: pipeline ran".
 
 # %%
-claims.not_run("App. A (ablation)", "Preprocessing is more robust than rescaling inputs by a constant and gives slightly "
-        "better results on some problems", "qualitative", "the ablation is not implemented here")
 claims.save(results_dir / "claims.csv")
 print(claims.counts())
 display(Markdown(claims.to_markdown()))

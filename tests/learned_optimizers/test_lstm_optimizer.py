@@ -213,3 +213,54 @@ def test_detach_state_cuts_the_graph():
     cut = detach_state(state)
     assert all(not h.requires_grad and not c.requires_grad for h, c in cut["all"])
     torch.testing.assert_close(cut["all"][1][1], state["all"][1][1].detach())
+
+
+# ------------------------------------------------------------------------------- input scaling (App. A's alternative)
+@pytest.mark.parametrize("unfused", [False, True])
+@pytest.mark.parametrize("scale", [10.0, 0.01])
+def test_input_scale_feeds_the_rescaled_gradient(unfused, scale):
+    """App. A: "rescaling all inputs by an appropriate constant". input_scale c on ∇ must give exactly what the
+    unscaled optimizer gives on c·∇ (updates and state, over several steps), and differ from it on ∇ itself."""
+    torch.manual_seed(4)
+    scaled = LSTMOptimizer(preprocess_p=None, input_scale=scale, unfused=unfused).double()
+    plain = LSTMOptimizer(preprocess_p=None, unfused=unfused).double()
+    plain.load_state_dict(scaled.state_dict())
+    grads = torch.randn(4, 9, dtype=torch.float64)
+    s_scaled = s_plain = s_unscaled = scaled.initial_state({"theta": grads[0]})
+    with torch.no_grad():
+        for g in grads:
+            u_scaled, s_scaled = scaled({"theta": g}, s_scaled)
+            u_plain, s_plain = plain({"theta": scale * g}, s_plain)
+            u_unscaled, s_unscaled = plain({"theta": g}, s_unscaled)
+            assert torch.equal(u_scaled["theta"], u_plain["theta"])
+            for (h1, c1), (h2, c2) in zip(s_scaled["all"], s_plain["all"]):
+                assert torch.equal(h1, h2) and torch.equal(c1, c2)
+            assert (u_scaled["theta"] - u_unscaled["theta"]).abs().max() > 1e-6
+
+
+def test_input_scale_reaches_the_first_cell():
+    """The first layer's (h, c) after one step equal nn.LSTMCell's own equations on the input c·∇."""
+    torch.manual_seed(5)
+    net = CoordinatewiseLSTM(preprocess_p=None, input_scale=100.0).double()
+    g = torch.randn(6, dtype=torch.float64) * 1e-3
+    with torch.no_grad():
+        _, state = net(g, net.initial_state(6, dtype=torch.float64))
+        cell = net.cells[0]
+        gates = (100.0 * g)[:, None] @ cell.weight_ih.T + cell.bias_ih + cell.bias_hh  # h_0 = 0
+        i, f, gg, o = gates.chunk(4, dim=1)
+        c = torch.sigmoid(i) * torch.tanh(gg)  # c_0 = 0
+        h = torch.sigmoid(o) * torch.tanh(c)
+    torch.testing.assert_close(state[0][0], h.T, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(state[0][1], c.T, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_input_scale_must_be_positive_and_finite(bad):
+    with pytest.raises(ValueError, match="input_scale"):
+        CoordinatewiseLSTM(preprocess_p=None, input_scale=bad)
+
+
+def test_input_scale_refused_with_preprocessing():
+    with pytest.raises(ValueError, match="preprocess_p"):
+        LSTMOptimizer(preprocess_p=10.0, input_scale=10.0)
+    assert LSTMOptimizer(preprocess_p=10.0, input_scale=1.0).nets["all"].input_scale == 1.0  # the default is fine

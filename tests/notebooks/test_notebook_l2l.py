@@ -30,16 +30,19 @@ def test_smoke_profile_runs_and_writes_claims_and_figures(tmp_path):
     check_smoke_claims(claims)
     expected = {"Fig. 4 left", "Fig. 4 centre", "Fig. 4 right", "Fig. 5 left", "Fig. 5 centre", "Fig. 5 right",
                 "Fig. 6", "Fig. 7 left", "Fig. 7 centre", "Fig. 7 right", "Fig. 8 left", "Fig. 8 right",
-                "App. B Fig. 10 (size)", "App. B Fig. 11-13", "App. D (GAC clipping)", "App. D (NTM-BFGS)"}
+                "App. A (ablation)", "App. B Fig. 10 (size)", "App. B Fig. 11-13", "App. D (GAC clipping)",
+                "App. D (NTM-BFGS)"}
     assert expected <= set(claims["claim"])
     assert not any("outside this replication" in v for v in claims["verdict"])
     cifar = claims[claims["claim"].str.startswith("Fig. 7")]
     assert all(v == "not run: CIFAR-10 not available offline here" for v in cifar["verdict"])
     # MNIST sections ran: their rows are measured (smoke: pipeline ran), not "not run"
     assert claims[claims["claim"] == "Fig. 4 centre"]["verdict"].iloc[0] == "smoke: pipeline ran"
+    assert claims[claims["claim"] == "App. A (ablation)"]["verdict"].iloc[0] == "smoke: pipeline ran"
     assert (tmp_path / "results" / "lstm-init-evidence.csv").exists()
     for name in ("fig4_left_quadratics", "fig4_centre_right_mnist", "fig5_architectures", "fig6_sweep",
-                 "figB10_update_histories", "figB11_update_vs_gradient", "appD_constructions", "appD_quadratics"):
+                 "figB10_update_histories", "figB11_update_vs_gradient", "appD_constructions", "appD_quadratics",
+                 "appA_preprocessing_vs_rescaling"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0
         assert (tmp_path / "figures" / f"{name}.pdf").stat().st_size > 0
     tidy = pd.read_csv(tmp_path / "results" / "mnist-test.csv")

@@ -52,6 +52,13 @@ PAPER = {
     "appd_gac_cells": 5, "appd_read_heads": 1, "appd_write_heads": 3, "appd_memory_init": 1.0, "appd_epochs": 100,
     "appd_meta_lr_search": True, "appd_check_problems": 100, "appd_check_iterations": 30,
     "appd_lbfgs_histories": [1, 2, 5],
+    # App. A's ablation (the paper gives no constants, problems or numbers; all ours): on each problem of
+    # appa_problems the LSTM optimizer with App. A preprocessing against the same optimizer fed the raw gradient times
+    # each constant of appa_input_scales (one meta-training per constant, Adam's rate searched for each when
+    # appa_meta_lr_search, else the preprocessed optimizer's); "not worse" than the best constant = mean score ratio
+    # below 1 + appa_noninferiority
+    "appa_problems": ["MNIST", "quadratics"], "appa_input_scales": [0.1, 1.0, 10.0, 100.0, 1000.0],
+    "appa_meta_lr_search": True, "appa_noninferiority": 0.05,
 }
 SMOKE = dict(
     PAPER,
@@ -68,8 +75,10 @@ SMOKE = dict(
     art_train_size=16, art_test_size=32, art_steps=8, art_unroll=4, art_train_images=8, art_val=2, art_test=4,
     art_meta_batch=2, art_epochs=1, art_trajectories=2, art_meta_lr=3e-3, art_lr_grid=[1e-4, 1e-2, 1.0],
     appd_epochs=1, appd_meta_lr_search=False, appd_check_problems=8, appd_check_iterations=10,
+    appa_problems=["MNIST"], appa_input_scales=[100.0], appa_meta_lr_search=False,  # one new meta-training
 )
 CHOICES = {"dataset": ("MNIST", "FashionMNIST"),
            "lstm_init": ("normal", "normal-zero-head-bias", "pytorch"),
            "lstm_init_choices": ("normal", "normal-zero-head-bias", "pytorch"),
-           "art_pooling": ("avg", "max")}
+           "art_pooling": ("avg", "max"),
+           "appa_problems": ("MNIST", "quadratics")}
