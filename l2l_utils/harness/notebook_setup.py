@@ -16,7 +16,8 @@ from ..reporting.plotting import paper_style
 from ..storage.paths import project_root
 from ..storage.results import ResultsStore, track_profile
 from .locks import hold
-from .profiles import PAPER_CHOICES, PAPER_PROFILES, ParameterError, Profile, parse_overrides, resolve_profile
+from .profiles import (PAPER_CHOICES, PAPER_PROFILES, ParameterError, Profile, cuts_from_paper, parse_overrides,
+                       resolve_profile)
 from .runtime import resolve_device, seed_everything
 
 
@@ -62,12 +63,21 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
     results_dir = Path(results_dir) if results_dir else root / "runs" / profile / "results" / paper
     figures_root = Path(os.environ["L2L_FIGURES_DIR"]) if os.environ.get("L2L_FIGURES_DIR") else root / "figures"
     figures_dir = Path(figures_dir) if figures_dir else figures_root / paper
-    # the claims table says when sizes were overridden, so a changed profile is never reported as the paper's
+    # the claims table says what a reduced profile cut and what was overridden, so a changed profile is never reported
+    # as the paper's (the smoke profile is toy-sized throughout and says so in every verdict instead)
     overridden = sorted(parse_overrides(overrides))
-    claims = ClaimsTable(title, f"{profile} (overridden: {', '.join(overridden)})" if overridden else profile)
+    cuts = [] if profile in ("paper", "smoke") else cuts_from_paper(PAPER_PROFILES[paper], profile)
+    notes = ([f"cut from paper: {', '.join(field for field, _, _ in cuts)}"] if cuts else []) + (
+        [f"overridden: {', '.join(overridden)}"] if overridden else [])
+    claims = ClaimsTable(title, f"{profile} ({'; '.join(notes)})" if notes else profile)
     paper_style()
     _inline_figures()
     hold(results_dir, note=f"({paper} notebook)")  # one kernel at a time writes a results folder's checkpoints
     print(f"profile={profile} seed={seed} device={dev} results={results_dir} figures={figures_dir}")
+    if cuts:
+        print(f"The {profile} profile differs from the paper's settings in {len(cuts)} field(s) (amounts cut to fit "
+              "the hardware; the profile file says why):")
+        for field, paper_value, value in cuts:
+            print(f"  {field}: paper {paper_value!r} -> {profile} {value!r}")
     return NotebookRun(cfg, dev, results_dir, figures_dir, ResultsStore(results_dir), claims,
                        f"{len(overridden)} setting(s) overridden" if overridden else "", time.perf_counter())

@@ -36,3 +36,26 @@ def test_two_kernels_never_share_a_results_folder(tmp_path):
     assert run.results_dir == results
     locks.release(results)
     track_profile(None)
+
+
+def test_a_reduced_profile_lists_its_cuts_in_the_output_and_the_claims_profile_column(tmp_path, capsys):
+    from l2l_utils.harness.profiles import PAPER_PROFILES
+
+    profiles = PAPER_PROFILES["head_to_head"]
+    changed = [field for field in profiles["paper"] if profiles["cpu"][field] != profiles["paper"][field]]
+    run = start_notebook("head_to_head", "Head to head", "cpu", 0, "cpu", tmp_path / "r", tmp_path / "f",
+                         {"test_runs": 7})
+    try:
+        assert run.claims.profile == f"cpu (cut from paper: {', '.join(changed)}; overridden: test_runs)"
+        printed = capsys.readouterr().out
+        assert f"differs from the paper's settings in {len(changed)} field(s)" in printed
+        assert f"meta_budget: paper {profiles['paper']['meta_budget']!r} -> cpu {profiles['cpu']['meta_budget']!r}" \
+            in printed
+    finally:
+        locks.release(tmp_path / "r")
+        track_profile(None)
+    for profile in ("paper", "smoke"):  # the paper's own settings, and the toy profile whose verdicts say so
+        run = start_notebook("head_to_head", "Head to head", profile, 0, "cpu", tmp_path / profile, tmp_path / "f", {})
+        assert run.claims.profile == profile
+        locks.release(tmp_path / profile)
+        track_profile(None)

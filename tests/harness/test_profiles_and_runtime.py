@@ -170,3 +170,27 @@ def test_the_paper_profiles_have_enough_independent_units_to_decide_a_comparison
         assert settings[key] >= MIN_UNITS, (paper, key, settings[key])
     if paper == "metamd":  # Algorithm 1's claim is decided over the fixed validation problems of every domain
         assert settings["val_problems_per_task"] * (len(settings["rotated_domains"]) - 1) >= MIN_UNITS
+
+
+def test_cuts_from_paper_lists_every_changed_field_with_both_values():
+    profiles = {**PROFILES, "cpu": dict(PROFILES["paper"], steps=40, optimizers=["ADAM", "NAG"])}
+    assert profiles_module.cuts_from_paper(profiles, "cpu") == [
+        ("steps", 100, 40), ("optimizers", ["ADAM", "RMSprop", "NAG", "SGD"], ["ADAM", "NAG"])]
+    assert profiles_module.cuts_from_paper(profiles, "paper") == []
+    with pytest.raises(ParameterError, match="unknown"):
+        profiles_module.cuts_from_paper(profiles, "gpu")
+
+
+@pytest.mark.parametrize("paper", sorted(profiles_module.PAPER_PROFILES))
+def test_every_cpu_profile_keeps_enough_test_runs_for_a_verdict(paper):
+    """A reduced profile may cut amounts, but never below the verdicts' minimum number of units."""
+    from l2l_utils.reporting.verdicts import MIN_UNITS
+
+    profiles = profiles_module.PAPER_PROFILES[paper]
+    if "cpu" not in profiles:
+        pytest.skip(f"{paper} has no cpu profile")
+    units = {field: value for field, value in profiles["cpu"].items()
+             if field in ("test_runs", "runs", "trials", "fig3_runs", "image_runs", "mnist_test", "cifar_test",
+                          "quad_test_problems", "art_test")}
+    assert units, "name the cpu profile's test-run fields here"
+    assert all(value >= MIN_UNITS for value in units.values()), units

@@ -144,6 +144,15 @@ def resolve_profile(profile: str, profiles: Mapping[str, Mapping[str, Any]],
     return Profile(resolved)
 
 
+def cuts_from_paper(profiles: Mapping[str, Mapping[str, Any]], profile: str) -> list[tuple[str, Any, Any]]:
+    """``(field, paper value, this profile's value)`` for every field where ``profiles[profile]`` differs from
+    ``profiles["paper"]``, in the paper profile's order: what a reduced profile cut."""
+    if profile not in profiles:
+        raise ParameterError(f"profile={profile!r} is unknown; allowed values are {sorted(profiles)}")
+    paper, chosen = profiles["paper"], profiles[profile]
+    return [(key, paper[key], chosen[key]) for key in paper if chosen.get(key) != paper[key]]
+
+
 def frozen(mapping: Mapping) -> Mapping:
     """Read-only view, so profile tables in code cannot be changed by accident."""
     return MappingProxyType(dict(mapping))
