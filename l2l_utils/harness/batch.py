@@ -12,7 +12,7 @@ from pathlib import Path
 from ..reporting.claims import frame_to_markdown
 from ..storage.paths import project_root
 from .engine import Engine, dask_client, run_on_dask, run_sequentially
-from .execution import finished, job_paths, read_record
+from .execution import finished, finished_before, job_paths, read_record
 from .jobs import (check_settings, expand, notebook_parameters, parameters, parse_grid, parse_parameter,
                    parse_seeds)
 from .progress import JobBoard
@@ -50,12 +50,16 @@ def select_notebooks(names, notebooks=None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def figures_dirs(jobs, root: Path) -> dict:
-    """``figures/<notebook>`` (``$L2L_FIGURES_DIR/<notebook>`` when that is set, as in the notebooks) for a notebook
-    with one job in this batch (as ``make figures`` expects), else each job's own ``<job folder>/figures`` (jobs
-    never draw over each other)."""
+def figures_dirs(jobs, root: Path, out: Path | None = None, profile: str = "smoke") -> dict:
+    """For a notebook with one job in this batch: ``$L2L_FIGURES_DIR/<notebook>`` when that is set, else
+    ``figures/<notebook>`` at the smoke profile (what ``make figures`` redraws) and ``<out>/figures/<notebook>`` at any
+    other (a reference run keeps its figures beside its notebooks); with several jobs, each job's own
+    ``<job folder>/figures`` (jobs never draw over each other)."""
     per_notebook = Counter(job.notebook for job in jobs)
-    base = Path(os.environ["L2L_FIGURES_DIR"]) if os.environ.get("L2L_FIGURES_DIR") else root / "figures"
+    if os.environ.get("L2L_FIGURES_DIR"):
+        base = Path(os.environ["L2L_FIGURES_DIR"])
+    else:
+        base = root / "figures" if profile == "smoke" or out is None else Path(out) / "figures"
     return {job.key: base / job.notebook if per_notebook[job.notebook] == 1 else job.folder / "figures"
             for job in jobs}
 
@@ -76,7 +80,7 @@ def run_batch(profile="smoke", names=None, seeds=(0,), out=None, overrides=None,
     grid = dict(grid or {})
     jobs = expand({n: notebooks[n] for n in chosen}, root, out, seeds, overrides, grid)
     names_of = {n: notebook_parameters(root / notebooks[n]) for n in chosen}
-    figures = figures_dirs(jobs, root)
+    figures = figures_dirs(jobs, root, out, profile)
     tasks = [(job, parameters(job, profile, figures[job.key], names_of[job.notebook])) for job in jobs]
     engine = engine or Engine()
 
@@ -106,8 +110,12 @@ def run_batch(profile="smoke", names=None, seeds=(0,), out=None, overrides=None,
     ordered = [records[job.key] for job in jobs]
     failed = {r["key"]: r.get("error", "failed") + (f" (see {job_paths(r)})" if job_paths(r) else "")
               for r in ordered if r["state"] == "failed"}
-    claims = job_claims(jobs, ordered, list(grid))
-    write(out, claims, list(grid), failed)
+    # the summary covers every notebook finished in this folder, also those run by an earlier command (one notebook
+    # at a time), and names the notebooks with no finished run
+    others = [job for job in expand({n: notebooks[n] for n in notebooks if n not in chosen}, root, out, seeds,
+                                    overrides, grid) if finished_before(job)]
+    claims = job_claims(jobs + others, ordered + [read_record(job) for job in others], list(grid))
+    write(out, claims, list(grid), failed, notebooks=list(notebooks))
     return {"failed": failed, "claims": claims, "out": out, "records": ordered, "jobs": jobs}
 
 

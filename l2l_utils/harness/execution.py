@@ -68,6 +68,13 @@ def finished(job: Job, parameters: dict) -> bool:
                 and job.output.exists())
 
 
+def finished_before(job: Job) -> bool:
+    """The job ran to its end at some time, whatever its parameters were (its record says done, its notebook is
+    there): a summary of a folder counts it."""
+    record = read_record(job)
+    return bool(record and record.get("state") == "done" and job.output.exists())
+
+
 def describe(error: BaseException) -> str:
     """One line: the notebook's own exception (papermill's ename/evalue), a dead kernel, or the error itself."""
     if type(error).__name__ == "DeadKernelError":

@@ -1,6 +1,7 @@
 """One summary of a batch: every finished job's claims table with the job's columns (notebook, job, seed, grid
-values) in ``claims.csv``; ``claims.md`` adds, where several seeds ran, how many seeds gave each verdict per claim
-(seeds are counted, not pooled: README "Several seeds"), and lists the failed jobs."""
+values) in ``claims.csv``; ``claims.md`` opens with one line per paper counting its verdicts, adds, where several
+seeds ran, how many seeds gave each verdict per claim (seeds are counted, not pooled: README "Several seeds"), and
+lists the failed jobs."""
 
 from __future__ import annotations
 
@@ -53,16 +54,37 @@ def several_seeds(frame: pd.DataFrame, grid_keys) -> bool:
     return bool((frame.groupby(["notebook", *grid_keys])["seed"].nunique() > 1).any())
 
 
-def write(out: Path, frame: pd.DataFrame, grid_keys, failed: dict) -> tuple[Path, Path]:
-    """Write ``<out>/claims.csv`` (one row per claim and job) and ``<out>/claims.md``."""
+COUNTED = [kind for kind in VERDICTS if kind != "smoke"]
+
+
+def verdict_counts(frame: pd.DataFrame, notebooks=()) -> pd.DataFrame:
+    """One row per paper and job: its number of claims and how many got each verdict kind (a ``smoke`` column only
+    where smoke verdicts occur); each of ``notebooks`` with no finished job gets a row saying so."""
+    kinds = COUNTED + (["smoke"] if any(Result(v, "").kind == "smoke" for v in frame.get("verdict", [])) else [])
+    rows = []
+    for (notebook, paper, job), group in frame.groupby(["notebook", "paper", "job"], sort=False):
+        found = [Result(v, "").kind for v in group["verdict"]]
+        rows.append({"notebook": notebook, "paper": paper, "job": job, "claims": str(len(found)),
+                     **{kind: str(found.count(kind)) for kind in kinds}})
+    done = set(frame["notebook"]) if len(frame) else set()
+    rows += [{"notebook": name, "paper": "", "job": "no finished run", "claims": "", **{kind: "" for kind in kinds}}
+             for name in notebooks if name not in done]
+    return pd.DataFrame(rows, columns=["notebook", "paper", "job", "claims", *kinds])
+
+
+def write(out: Path, frame: pd.DataFrame, grid_keys, failed: dict, notebooks=()) -> tuple[Path, Path]:
+    """Write ``<out>/claims.csv`` (one row per claim and job) and ``<out>/claims.md`` (verdicts counted per paper
+    first, ``notebooks`` without a finished job named there)."""
     out = Path(out)
     csv_path = atomic_write_text(out / "claims.csv", frame.to_csv(index=False))
-    parts = []
+    parts = ["## Verdicts per paper\n", frame_to_markdown(verdict_counts(frame, notebooks))]
     if several_seeds(frame, grid_keys):
         parts += ["## Verdicts across seeds\n",
                   "Each seed's verdict is its own decision over that run's units; the seeds are counted here, not "
                   "pooled into one verdict (README, \"Several seeds\").\n",
                   frame_to_markdown(seed_counts(frame, grid_keys)), "## Claims per job\n"]
+    else:
+        parts.append("## Claims\n")
     parts.append(frame_to_markdown(frame))
     if failed:
         parts += ["## Failed jobs\n", frame_to_markdown(pd.DataFrame(

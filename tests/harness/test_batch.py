@@ -1,6 +1,7 @@
 """Batch runner: runs the tiny notebook through papermill (one after another, ``--jobs 1``) and gathers its claims;
 the command line."""
 
+import json
 import os
 from pathlib import Path
 
@@ -40,6 +41,33 @@ def test_run_batch_executes_and_gathers(tmp_path, monkeypatch):
     assert claims.loc[0, "measured"] == 3 and claims.loc[0, "verdict"] == "reproduced"
     assert (job / "results" / "claims.csv").exists()
     assert "| tiny | seed3 | 3 | Tiny | Fig. 1 |" in (tmp_path / "out" / "claims.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_summary_covers_notebooks_finished_by_earlier_commands(tmp_path, monkeypatch):
+    """One notebook at a time into one folder: each summary counts every notebook finished there and names the rest."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    root = tmp_path / "project"
+    for name in ("tiny", "other"):
+        write_tiny_notebook(root / "notebooks" / f"{name}.ipynb")
+    notebooks = {"tiny": "notebooks/tiny.ipynb", "other": "notebooks/other.ipynb"}
+    monkeypatch.delenv("L2L_FIGURES_DIR", raising=False)  # the tests' own figures folder would take precedence
+    sequential = engine_from(build_parser().parse_args(["--jobs", "1"]))
+
+    def batch(name):
+        return run_batch(profile="cpu", names=[name], out=tmp_path / "out", root=root, notebooks=notebooks,
+                         engine=sequential, progress="quiet")
+
+    assert batch("tiny")["failed"] == {}
+    md = (tmp_path / "out" / "claims.md").read_text()
+    assert md.startswith("## Verdicts per paper")
+    assert "| tiny | Tiny | seed0 | 1 | 0 | 0 | 0 | 1 | 0 |" in md and "| other |  | no finished run |" in md
+    record = json.loads((tmp_path / "out" / "tiny" / "seed0" / "job.json").read_text())
+    assert record["parameters"]["figures_dir"] == str(tmp_path / "out" / "figures" / "tiny")  # beside the run
+    assert batch("other")["failed"] == {}
+    claims = pd.read_csv(tmp_path / "out" / "claims.csv")
+    assert sorted(claims["notebook"]) == ["other", "tiny"]
+    assert "no finished run" not in (tmp_path / "out" / "claims.md").read_text()
 
 
 def test_unknown_notebook_lists_allowed_names(capsys):

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from l2l_utils.harness.summary import seed_counts, several_seeds, write
+from l2l_utils.harness.summary import seed_counts, several_seeds, verdict_counts, write
 from l2l_utils.reporting.claims import CLAIM_COLUMNS
 
 
@@ -30,8 +30,24 @@ def test_seed_counts_per_claim_and_grid_point(tmp_path):
     assert several_seeds(frame, ["lr"]) and not several_seeds(frame[frame.seed == 0], ["lr"])
     write(tmp_path, frame, ["lr"], {"nb/seed3_lr=0.1": "ValueError: bad (see log)"})
     md = (tmp_path / "claims.md").read_text()
-    assert md.startswith("## Verdicts across seeds") and "| nb | P | Fig. 1 | 0.1 | 0,1,2 | 2 reproduced · 1" in md
+    assert md.startswith("## Verdicts per paper") and "## Verdicts across seeds" in md and "| nb | P | Fig. 1 | 0.1 | 0,1,2 | 2 reproduced · 1" in md
     assert "## Failed jobs" in md and "| nb/seed3_lr=0.1 | ValueError: bad (see log) |" in md
     assert pd.read_csv(tmp_path / "claims.csv", dtype=str).shape == (6, 4 + len(CLAIM_COLUMNS))
     write(tmp_path, frame[frame.seed == 0], ["lr"], {})  # one seed: just the table
-    assert (tmp_path / "claims.md").read_text().startswith("| notebook | job | seed | lr | paper |")
+    assert "## Claims\n\n| notebook | job | seed | lr | paper |" in (tmp_path / "claims.md").read_text()
+
+
+def test_verdict_counts_one_line_per_paper_and_the_papers_not_run():
+    rows = [{"notebook": nb, "paper": paper, "job": "seed0", "seed": 0, "claim": claim, "verdict": verdict}
+            for nb, paper, claim, verdict in [
+                ("a", "A", "1", "reproduced"), ("a", "A", "2", "not reproduced: 1.3 > 1"),
+                ("a", "A", "3", "inconclusive: CI [0.9, 1.1]"), ("a", "A", "4", "reproduced"),
+                ("b", "B", "1", "not run: needs CIFAR-10"), ("b", "B", "2", "partly: 2 of 3")]]
+    counts = verdict_counts(_frame(rows), notebooks=["a", "b", "c"])
+    assert list(counts.columns) == ["notebook", "paper", "job", "claims", "reproduced", "partly", "inconclusive",
+                                    "not reproduced", "not run"]
+    assert counts.values.tolist() == [["a", "A", "seed0", "4", "2", "0", "1", "1", "0"],
+                                      ["b", "B", "seed0", "2", "0", "1", "0", "0", "1"],
+                                      ["c", "", "no finished run", "", "", "", "", "", ""]]
+    smoke = verdict_counts(_frame([{**rows[0], "verdict": "smoke: pipeline ran"}]))
+    assert smoke.loc[0, "smoke"] == "1" and smoke.loc[0, "reproduced"] == "0"
