@@ -51,16 +51,17 @@ def select_notebooks(names, notebooks=None) -> list[str]:
 
 
 def figures_dirs(jobs, root: Path, out: Path | None = None, profile: str = "smoke") -> dict:
-    """For a notebook with one job in this batch: ``$L2L_FIGURES_DIR/<notebook>`` when that is set, else
-    ``figures/<notebook>`` at the smoke profile (what ``make figures`` redraws) and ``<out>/figures/<notebook>`` at any
-    other (a reference run keeps its figures beside its notebooks); with several jobs, each job's own
-    ``<job folder>/figures`` (jobs never draw over each other)."""
+    """For a notebook with one job in this batch, at its profile's own settings: ``$L2L_FIGURES_DIR/<notebook>`` when
+    that is set, else ``figures/<notebook>`` at the smoke profile (what ``make figures`` redraws) and
+    ``<out>/figures/<notebook>`` at any other (a reference run keeps its figures beside its notebooks); with several
+    jobs or settings changed by ``-p``, each job's own ``<job folder>/figures`` (jobs never draw over each other)."""
     per_notebook = Counter(job.notebook for job in jobs)
     if os.environ.get("L2L_FIGURES_DIR"):
         base = Path(os.environ["L2L_FIGURES_DIR"])
     else:
         base = root / "figures" if profile == "smoke" or out is None else Path(out) / "figures"
-    return {job.key: base / job.notebook if per_notebook[job.notebook] == 1 else job.folder / "figures"
+    return {job.key: base / job.notebook if per_notebook[job.notebook] == 1 and job.name == f"seed{job.seed}"
+            else job.folder / "figures"
             for job in jobs}
 
 

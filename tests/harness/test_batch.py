@@ -104,3 +104,23 @@ def test_engines_from_the_command_line():
         parse(["--slurm", "--scheduler", "tcp://head:8786"])
     args = parse(["--notebooks", "kuo2020,metamd", "simple_optimizer", "--seeds", "0-4"])
     assert _names(args.notebooks) == ["kuo2020", "metamd", "simple_optimizer"]
+
+
+def test_where_each_job_draws_its_figures(tmp_path, monkeypatch):
+    from l2l_utils.harness.batch import figures_dirs
+    from l2l_utils.harness.jobs import expand
+
+    monkeypatch.delenv("L2L_FIGURES_DIR", raising=False)
+    notebooks = {"a": "notebooks/a.ipynb", "b": "notebooks/b.ipynb"}
+    out = tmp_path / "runs" / "cpu"
+    plain = expand(notebooks, tmp_path, out, [0])
+    assert figures_dirs(plain, tmp_path, out, "smoke") == {"a/seed0": tmp_path / "figures" / "a",
+                                                           "b/seed0": tmp_path / "figures" / "b"}
+    assert figures_dirs(plain, tmp_path, out, "cpu")["a/seed0"] == out / "figures" / "a"
+    seeds = expand(notebooks, tmp_path, out, [0, 1])  # several jobs of one notebook never share a folder
+    assert figures_dirs(seeds, tmp_path, out, "cpu")["a/seed1"] == out / "a" / "seed1" / "figures"
+    changed = expand(notebooks, tmp_path, out, [0], {"lstm": "authors"})  # -p: not the profile's own figures
+    folder = figures_dirs(changed, tmp_path, out, "cpu")["a/seed0_lstm=authors"]
+    assert folder == out / "a" / "seed0_lstm=authors" / "figures"
+    monkeypatch.setenv("L2L_FIGURES_DIR", str(tmp_path / "elsewhere"))
+    assert figures_dirs(plain, tmp_path, out, "cpu")["b/seed0"] == tmp_path / "elsewhere" / "b"
