@@ -29,6 +29,14 @@
 # "smoke profile" and its numbers are not evidence for or against the paper. `paper` uses the paper's settings
 # (meant for a GPU). Sizes can be overridden: `papermill ... -p profile paper -y "overrides: {mnist_epochs: 10}"`.
 #
+# **The cpu profile** (`cpu`) runs this notebook in about two hours on two CPU cores (one torch thread) with the paper's
+# networks, horizons, unrolls, preprocessing, baselines, grids and meta learning-rate search, cutting only amounts:
+# 150 of the 10,000 MNIST meta-training trajectories and 400 of the 10,000 on the quadratics (App. D's optimizers
+# alike), one epoch per random-search trial and per LSTM start compared, fewer validation, tuning and test MLPs
+# (12 test problems per comparison), and App. A's constants 0.1, 10, 1000 (the span of the paper profile's five).
+# Every field it cuts is printed below the parameters cell and named in the claims table's profile column. CIFAR-10
+# and neural art keep the paper's sizes: they run only where their data are on disk, and then need a GPU.
+#
 # **Where the paper is silent** (values are ours; all in `l2l_utils/harness/profiles/andrychowicz2016.py`): the amount of meta-training
 # (`paper` profile: 10,000 trajectories of 100 steps, 128 quadratics or 1 MLP per trajectory, validation after every
 # 100 trajectories — the defaults of the authors' public code), how the random search for Adam's meta learning
@@ -51,7 +59,7 @@
 # with k = 5 and scales outputs by 0.01; the paper says p = 10 (App. A) and ×0.1 (§3.2).
 
 # %% tags=["parameters"]
-profile = "smoke"     # "smoke" or "paper"
+profile = "smoke"     # "smoke", "cpu" or "paper"
 seed = 0              # non-negative integer
 device = "auto"       # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
 data_dir = None       # data root; default: $L2L_DATA_DIR, else <project>/data

@@ -191,6 +191,6 @@ def test_every_cpu_profile_keeps_enough_test_runs_for_a_verdict(paper):
         pytest.skip(f"{paper} has no cpu profile")
     units = {field: value for field, value in profiles["cpu"].items()
              if field in ("test_runs", "runs", "trials", "fig3_runs", "image_runs", "mnist_test", "cifar_test",
-                          "quad_test_problems", "art_test")}
+                          "quad_test_problems", "art_test", "quad_test")}
     assert units, "name the cpu profile's test-run fields here"
     assert all(value >= MIN_UNITS for value in units.values()), units

@@ -1,5 +1,6 @@
 """Profiles of Andrychowicz et al. 2016 (L2L): ``paper`` holds the paper's settings; where the paper is silent the
-value is ours and the notebook says so. ``smoke`` is the same pipeline at toy size."""
+value is ours and the notebook says so. ``cpu`` cuts amounts only, to about two hours on two CPU cores; ``smoke`` is
+the same pipeline at toy size."""
 
 PAPER = {
     # §3.1 quadratics: 10-D, 100 steps, unroll 20, no pre/post-processing
@@ -60,6 +61,29 @@ PAPER = {
     "appa_problems": ["MNIST", "quadratics"], "appa_input_scales": [0.1, 1.0, 10.0, 100.0, 1000.0],
     "appa_meta_lr_search": True, "appa_noninferiority": 0.05,
 }
+CPU = dict(
+    PAPER,
+    # about 1 h 40 min on one CPU thread (the notebook's share of two cores), cutting only amounts. Per-unit costs:
+    # process CPU time of one unit of the notebook's own code on one thread (nice'd, on a shared machine, so if anything
+    # pessimistic): a quadratic trajectory (128 functions, 100 steps, unroll 20) 0.34 s, its validation (128
+    # functions) 0.13 s, LSTM+GAC / NTM-BFGS trajectories 0.47 / 0.56 s; an MNIST trajectory (1×20 MLP, 100 steps)
+    # 2.7 s, one validation MLP 0.9 s; evaluation per run and step 9 ms for the LSTM on the 1×20 MLP (∝ coordinates)
+    # and 0.7 ms for a baseline; baseline tuning at 128 quadratics ≈ 1 s. Each meta-training with its random search
+    # (the paper profile's 8 trials, each 1 epoch instead of 5):
+    #   quadratics (20 epochs × 20 trajectories = 400) 20 × 7.1 s + 8 × 7.1 s ≈ 3.3 min; MNIST (15 epochs × 10
+    #   trajectories = 150, 5 validation MLPs) 15 × 31.5 s + 8 × 31.5 s ≈ 12.1 min.
+    # Phases: §3.1 quadratics 3.3 min; App. A on quadratics, 4 new meta-trainings (preprocessed, c = 0.1, 10, 1000;
+    # c = 1 is section 2's) 13 min; App. D LSTM+GAC and NTM-BFGS (20 epochs, searched) 9.8 min; the LSTM-start evidence
+    # (3 starts × 1 epoch) 1.8 min; §3.2 MNIST 12.1 min; App. A on MNIST, 3 new meta-trainings 36.2 min; Fig. 4
+    # (tuning 4 × 12 rates × 6 runs, 12 test runs of 200 steps, gate) 1.3 min; Fig. 5 3.3 min; Fig. 6 (15
+    # architectures, each tuned on 6 runs and tested on 12; LSTM cost ∝ coordinates, extrapolated from the 1×20 MLP)
+    # 14 min; App. A tests and gates 1.8 min; start-up, App. B, App. D checks, plots 1.5 min: 97.5 min in all.
+    # CIFAR-10 (section 6) and neural art (section 7) are not on disk here and print "not run": their sizes stay the
+    # paper's, which need a GPU (with their data on disk this profile no longer fits two hours).
+    quad_epochs=20, quad_trajectories=20,
+    mnist_epochs=15, mnist_trajectories=10, mnist_val=5, mnist_test=12, mnist_tune_runs=6,
+    meta_lr_search_epochs=1, lstm_init_epochs=1, appd_epochs=20, appa_input_scales=[0.1, 10.0, 1000.0],
+)
 SMOKE = dict(
     PAPER,
     quad_meta_batch=32, quad_epochs=3, quad_trajectories=4, quad_val=32, quad_test=64, quad_tune_runs=32,
