@@ -7,6 +7,7 @@ prints the estimated CPU time of every section and in total. CPU time (``time.pr
 the run would take on an otherwise idle core; on a busy machine the wall time is longer.
 
     OMP_NUM_THREADS=1 .venv/bin/python runs/paper-cpu-reduced/simple_optimizer/costs.py [--quick]
+    OMP_NUM_THREADS=1 .venv/bin/python runs/paper-cpu-reduced/simple_optimizer/costs.py --profile cpu [--set FIELD=VALUE]
 """
 
 from __future__ import annotations
@@ -23,17 +24,17 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from l2l_utils.baselines import baseline_rule  # noqa: E402
-from l2l_utils.datasets import DeviceDataset, load_image_dataset  # noqa: E402
-from l2l_utils.learned_optimizers import LSTMOptimizer  # noqa: E402
-from l2l_utils.meta_losses import step_weights, term  # noqa: E402
-from l2l_utils.models import lenet, mlp, mlp_width_for  # noqa: E402
-from l2l_utils.profiles import PAPER_CHOICES, PAPER_PROFILES, resolve_profile  # noqa: E402
-from l2l_utils.rnnprop import RNNProp  # noqa: E402
-from l2l_utils.simple_optimizer import SimpleOptimizer  # noqa: E402
-from l2l_utils.tasks import ClassifierTask  # noqa: E402
-from l2l_utils.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
-from l2l_utils.unroll import unroll  # noqa: E402
+from l2l_utils.harness.profiles import PAPER_CHOICES, PAPER_PROFILES, resolve_profile  # noqa: E402
+from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer  # noqa: E402
+from l2l_utils.learned_optimizers.rnnprop import RNNProp  # noqa: E402
+from l2l_utils.learned_optimizers.simple_optimizer import SimpleOptimizer  # noqa: E402
+from l2l_utils.meta_training.meta_losses import step_weights, term  # noqa: E402
+from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig, TruncatedBPTT  # noqa: E402
+from l2l_utils.optimizers.baselines import baseline_rule  # noqa: E402
+from l2l_utils.optimizers.unroll import unroll  # noqa: E402
+from l2l_utils.tasks.datasets import DeviceDataset, load_image_dataset  # noqa: E402
+from l2l_utils.tasks.models import lenet, mlp, mlp_width_for  # noqa: E402
+from l2l_utils.tasks.problems import ClassifierTask  # noqa: E402
 
 
 class Fixed:
@@ -123,10 +124,12 @@ def plan(cfg, c) -> dict:
 
     lstm = min(cfg.lstm_long_steps, cfg.long_steps)
     lenet_lstm = min(cfg.lenet_steps, cfg.lstm_long_steps)
+    gate = 2 * n * cfg.train_steps * (4 * c["train eval Simple"] + c["train eval DM"] + c["train eval RNNProp"])
     return {
         "meta-training: SimpleOptimizer and 3 ablations": 4 * meta("Simple"),
         "meta-training: DMOptimizer": meta("DM"),
         "meta-training: RNNProp": meta("RNNProp"),
+        "did it learn? (6 optimizers, trained and untrained)": gate,
         "Fig. 2/3: 4 SimpleOptimizer variants": 4 * cfg.long_steps * n * c["base eval Simple"],
         "Fig. 2: DMOptimizer and RNNProp": lstm * n * (c["base eval DM"] + c["base eval RNNProp"]),
         "Fig. 4a: learned optimizers on LeNet": n * (cfg.lenet_steps * c["lenet eval Simple"]
@@ -144,18 +147,25 @@ def plan(cfg, c) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer timed calls")
+    parser.add_argument("--profile", help="estimate this profile (e.g. cpu) instead of run.sh's overrides of paper")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of --profile (Python literal), e.g. --set train_hidden=100")
     args = parser.parse_args(argv)
-    overrides = overrides_of_run_sh()
-    cfg = resolve_profile("paper", PAPER_PROFILES["simple_optimizer"], overrides, PAPER_CHOICES["simple_optimizer"])
+    if args.profile:
+        name = args.profile
+        overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+    else:
+        name, overrides = "paper", overrides_of_run_sh()
+    cfg = resolve_profile(name, PAPER_PROFILES["simple_optimizer"], overrides, PAPER_CHOICES["simple_optimizer"])
     costs = measure(cfg, args.quick)
     print("CPU seconds per optimizee step and run (one thread):")
-    for name, value in costs.items():
-        print(f"  {name:<22} {value:10.4f}" if name != "deep width" else f"  {name:<22} {value:10d}")
+    for key, value in costs.items():
+        print(f"  {key:<22} {value:10.4f}" if key != "deep width" else f"  {key:<22} {value:10d}")
     sections = plan(cfg, costs)
-    print(f"\nestimate for run.sh's overrides {overrides}:")
-    for name, seconds in sections.items():
-        print(f"  {name:<48} {seconds / 60:7.1f} min")
-    print(f"  {'total':<48} {sum(sections.values()) / 3600:7.2f} h")
+    print(f"\nestimate for profile {name} with overrides {overrides}:")
+    for key, seconds in sections.items():
+        print(f"  {key:<52} {seconds / 60:7.1f} min")
+    print(f"  {'total':<52} {sum(sections.values()) / 3600:7.2f} h")
 
 
 if __name__ == "__main__":
