@@ -33,7 +33,8 @@
 # networks, horizons, unrolls, preprocessing, baselines, grids and meta learning-rate search, cutting only amounts:
 # 150 of the 10,000 MNIST meta-training trajectories and 400 of the 10,000 on the quadratics (App. D's optimizers
 # alike), one epoch per random-search trial and per LSTM start compared, fewer validation, tuning and test MLPs
-# (12 test problems per comparison), and App. A's constants 0.1, 10, 1000 (the span of the paper profile's five).
+# (12 test MLPs per comparison; the quadratics keep their 1,000 test functions), and App. A's constants 0.1, 10,
+# 1000 (the span of the paper profile's five).
 # Every field it cuts is printed below the parameters cell and named in the claims table's profile column. CIFAR-10
 # and neural art keep the paper's sizes: they run only where their data are on disk, and then need a GPU.
 #
