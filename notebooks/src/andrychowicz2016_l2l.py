@@ -31,7 +31,7 @@
 #
 # **The cpu profile** (`cpu`) runs this notebook in about two hours on two CPU cores (one torch thread) with the paper's
 # networks, horizons, unrolls, preprocessing, baselines, grids and meta learning-rate search, cutting only amounts:
-# 150 of the 10,000 MNIST meta-training trajectories and 400 of the 10,000 on the quadratics (App. D's optimizers
+# 200 of the 10,000 MNIST meta-training trajectories and 400 of the 10,000 on the quadratics (App. D's optimizers
 # alike), one epoch per random-search trial and per LSTM start compared, fewer validation, tuning and test MLPs
 # (12 test MLPs per comparison; the quadratics keep their 1,000 test functions), and App. A's constants 0.1, 10,
 # 1000 (the span of the paper profile's five).
