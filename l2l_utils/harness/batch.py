@@ -67,9 +67,11 @@ def figures_dirs(jobs, root: Path, out: Path | None = None, profile: str = "smok
 
 def run_batch(profile="smoke", names=None, seeds=(0,), out=None, overrides=None, grid=None, root=None,
               kernel="python3", notebooks=None, engine: Engine | None = None, force=False, progress="auto",
-              stream=None) -> dict:
+              stream=None, summary_only=False) -> dict:
     """Run every (notebook, seed, grid point) job not finished before (all with ``force``) on ``engine`` (default:
     a LocalCluster sized to the machine), then write ``<out>/claims.{csv,md}``.
+
+    ``summary_only``: run nothing; gather the claims of every job finished in ``out`` (whatever its parameters).
 
     Returns ``{"failed": {job key: error}, "claims": DataFrame, "out": Path, "records": [job record], "jobs": [Job]}``.
     """
@@ -88,9 +90,12 @@ def run_batch(profile="smoke", names=None, seeds=(0,), out=None, overrides=None,
     board = JobBoard([job.key for job in jobs], stream, progress)
     records, todo = {}, []
     for job, params in tasks:
-        if not force and finished(job, params):
+        if summary_only and finished_before(job) or not force and finished(job, params):
             records[job.key] = {**read_record(job), "state": "skipped"}
             board.update(job.key, "skipped", "finished before")
+        elif summary_only:
+            records[job.key] = {"key": job.key, "state": "not run"}
+            board.update(job.key, "skipped", "not run (--summary)")
         else:
             todo.append((job, params))
     cwd = root / "notebooks"
@@ -143,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", default=None, help="project root (default: folder with pyproject.toml)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name")
     parser.add_argument("--force", action="store_true", help="re-run finished jobs too (stored results are reused)")
+    parser.add_argument("--summary", action="store_true",
+                        help="run nothing: write <out>/claims.{csv,md} from the jobs finished there")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="jobs at once on a LocalCluster (default: one per core, one per GPU where there are "
@@ -209,6 +216,7 @@ def main(argv=None) -> int:
 
     result = run_batch(profile=args.profile, names=names, seeds=seeds, out=out, overrides=overrides, grid=grid,
                        root=root, kernel=args.kernel, engine=engine_from(args), force=args.force,
+                       summary_only=args.summary,
                        progress="quiet" if args.quiet else args.progress)
     if not args.quiet:
         print(frame_to_markdown(result["claims"]))

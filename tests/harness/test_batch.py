@@ -68,6 +68,13 @@ def test_the_summary_covers_notebooks_finished_by_earlier_commands(tmp_path, mon
     claims = pd.read_csv(tmp_path / "out" / "claims.csv")
     assert sorted(claims["notebook"]) == ["other", "tiny"]
     assert "no finished run" not in (tmp_path / "out" / "claims.md").read_text()
+    (tmp_path / "out" / "claims.csv").unlink()
+    records = [(tmp_path / "out" / name / "seed0" / "job.json").read_text() for name in notebooks]
+    summary = run_batch(profile="cpu", out=tmp_path / "out", root=root, notebooks=notebooks, engine=sequential,
+                        progress="quiet", force=True, summary_only=True)  # runs nothing, even with force
+    assert summary["failed"] == {} and sorted(pd.read_csv(tmp_path / "out" / "claims.csv")["notebook"]) == ["other",
+                                                                                                           "tiny"]
+    assert [(tmp_path / "out" / name / "seed0" / "job.json").read_text() for name in notebooks] == records
 
 
 def test_unknown_notebook_lists_allowed_names(capsys):
