@@ -38,7 +38,9 @@ CPU = dict(
     # thread, a shared machine): meta-training ≈ 0.375 s per optimizee step for the six learned optimizers together
     # (MTL2L 0.18, RNNProp 0.10, L2L LSTM 0.065, SimpleOptimizer 0.017, Meta-SGD and MetaMD < 0.01), so 12,000 steps
     # ≈ 75 min; everything else ≈ 36 min (gates 1, tuning 4, the training + 10× horizon cell 15.5, LeNet 11, the
-    # five other MLP cells 5): about 1 h 55 min in all
+    # five other MLP cells 5): about 1 h 55 min in all. Measured: the reference run (runs/cpu/head_to_head) took
+    # 48 min 47 s on one thread of a quiet 2-core machine with another run on the other core; the estimate above came
+    # from a busy machine. A larger budget fits two hours (e.g. meta_budget 30,000 and 10 test runs): not yet re-run
     meta_budget=12_000, epochs=4, val_problems=4, test_runs=6, tune_runs=6,
     lr_grid=[1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0], lr_grid_extensions=2, long_factor=10,
 )
