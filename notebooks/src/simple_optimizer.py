@@ -33,7 +33,7 @@
 # Every field it cuts is printed below the parameters cell and named in the claims table's profile column. Two cuts
 # are not just amounts, because one CPU cannot afford the paper's settings: the six optimizers are meta-trained on a
 # 784-50-ReLU-10 MLP instead of the base MLP (one 200-step meta-training trajectory through DMOptimizer or RNNProp
-# on the base MLP costs 6-9 CPU minutes; every evaluation still uses the base MLP), and the 10,000-step horizons
+# on the base MLP costs about 3 CPU minutes; every evaluation still uses the base MLP), and the 10,000-step horizons
 # are cut (SimpleOptimizer 1,000 steps on the base MLP, DMOptimizer and RNNProp 250 at about 0.5 s per step and
 # run, LeNet and the Fashion-MNIST substitute 700, the 5-layer MLP 50), so the claims about 10,000 steps are judged
 # at these horizons and their rows say so.

@@ -70,18 +70,19 @@ CPU = dict(
     # optimizee step and run on one thread, measured by runs/paper-cpu-reduced/simple_optimizer/costs.py (nice'd on a
     # shared machine, so if anything pessimistic): on the base MLP SimpleOptimizer 0.037 s, DMOptimizer 0.46 s,
     # RNNProp 0.47 s, SGD 0.005 s; on LeNet 0.019 / 0.055 / 0.062 s, SGD 0.016 s; the 5-layer MLP SimpleOptimizer
-    # 0.68 s, SGD 0.065 s; meta-training through DMOptimizer / RNNProp 0.20 s per step on a 100-unit MLP, about 0.10 s on
-    # the 50-unit one (∝ coordinates), SimpleOptimizer 0.009 s. Phases (6 test runs each): meta-training 20 trajectories
+    # 0.68 s, SGD 0.065 s; meta-training through DMOptimizer / RNNProp 0.098 / 0.092 s per step on the 50-unit MLP
+    # (0.20 s on a 100-unit one), SimpleOptimizer 0.010 s. Phases (6 test runs each): meta-training 20 trajectories
     # of 200 steps (4 SimpleOptimizer variants 2.8 min, DMOptimizer 7.9, RNNProp 7.7); the did-it-learn runs 3.2;
     # Fig. 2/3 SimpleOptimizer variants 1,000 steps 14.6; DMOptimizer and RNNProp 250 steps 23.2; Fig. 4a LeNet 700
     # steps: learned 4.3, SGD and ADAM over the grid (4 rates + extensions) 11.1; the Fashion-MNIST substitute 14
     # (fine-tuning 0.5, subset tuning 400 steps 6.4, 700 steps of evaluation 7.2); Fig. 5a 50 steps 6.7; the rest 1.5:
-    # about 97 min in all.
+    # about 97 min in all, counting one grid extension per baseline (`costs.py --profile cpu`, which counts none: 89 min).
     # Not only amounts (a deviation from the paper's settings, said in the notebook): the optimizers are meta-trained
     # on a 784-50-ReLU-10 MLP instead of the base MLP (784-500-10), since one 200-step trajectory through DMOptimizer
-    # or RNNProp on the base MLP costs about 6-9 CPU minutes (every evaluation still uses the base MLP); and the
-    # 10,000-step horizons are cut (SimpleOptimizer 1,000 steps, DMOptimizer and RNNProp 250, LeNet 700, Fashion-MNIST
-    # 700, the 5-layer MLP 50): the claims about 10,000 steps are judged at these horizons and say so.
+    # or RNNProp on the base MLP costs about 3 CPU minutes (about 1 s per step: 0.20 s at 100 units, ∝ coordinates),
+    # so even these 20 trajectories would take two hours for the two (every evaluation still uses the base MLP); and
+    # the 10,000-step horizons are cut (SimpleOptimizer 1,000 steps, DMOptimizer and RNNProp 250, LeNet 700,
+    # Fashion-MNIST 700, the 5-layer MLP 50): the claims about 10,000 steps are judged at these horizons and say so.
     train_hidden=50, epochs=4, trajectories=5, val_problems=2, test_runs=6,
     long_steps=1000, lstm_long_steps=250, lenet_steps=700, transfer_steps=700, subset_tune_steps=400, deep_steps=50,
 )
