@@ -225,13 +225,21 @@ def has_train_split(name: str, data_dir: str | os.PathLike | None = None) -> boo
     return "train" in available_splits(name, data_dir)
 
 
-def _with_timeout(call) -> None:
+def _with_timeout(call, *args) -> None:
+    """``call(*args)`` with a socket timeout of :data:`FETCH_TIMEOUT_S` seconds (a stalled connection is cut)."""
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(FETCH_TIMEOUT_S)
     try:
-        call()
+        call(*args)
     finally:
         socket.setdefaulttimeout(old)
+
+
+def _prune_empty(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents below ``root`` while they are empty (left by a download that failed)."""
+    while folder != root and root in folder.parents and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _fetch_archive(archive: Archive, members: list[str], root: Path) -> None:
@@ -240,7 +248,7 @@ def _fetch_archive(archive: Archive, members: list[str], root: Path) -> None:
     file; the archive is deleted. Raises on any failure (nothing partial is left behind)."""
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
-        _with_timeout(lambda: download_url(archive.url, tmp, archive.filename, archive.md5))
+        _with_timeout(download_url, archive.url, tmp, archive.filename, archive.md5)
         with tarfile.open(Path(tmp) / archive.filename, "r:*") as tar:
             names = set(tar.getnames())
             absent = [m for m in members if m not in names]
@@ -288,7 +296,7 @@ def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[s
                 continue
             for url in item.urls:
                 try:
-                    _with_timeout(lambda: item.download(url, target))  # raises on a checksum mismatch
+                    _with_timeout(item.download, url, target)  # raises on a checksum mismatch
                     fetched = True
                     break
                 except Exception as exc:  # offline, HTTP error, timeout, md5 mismatch: try the next URL
@@ -296,6 +304,7 @@ def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[s
                     target.unlink(missing_ok=True)
             else:
                 missing.append(item.path)
+                _prune_empty(target.parent, root)
         if corrupt:
             status[name] = (f"corrupt: {', '.join(corrupt)} do(es) not have the published checksum "
                             "(delete to fetch again)")

@@ -282,6 +282,7 @@ def test_without_a_network_the_paper_profile_lists_what_is_missing_and_exits_0(t
         assert f"\n{name:<13} missing: {DF.DATASET_FILES[name][0].path}" in out
     assert "cifar-10-batches-py/data_batch_1" in out and "usps.bz2" in out and "train_32x32.mat" in out
     assert f"put the files named above under {tmp_path}" in out and "Traceback" not in out
+    assert list(tmp_path.iterdir()) == []  # no empty folders left behind (the data root may be a shared copy)
     assert DF.main(["--profile", "paper", "--data-dir", str(tmp_path), "--strict"]) == 1
 
 
