@@ -249,19 +249,22 @@ def _fetch_archive(archive: Archive, members: list[str], root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
         _with_timeout(download_url, archive.url, tmp, archive.filename, archive.md5)
+        wanted = set(members) | {e for e in archive.extras if not (root / e).is_file()}
+        extracted, part = {}, Path(tmp) / "member"
         with tarfile.open(Path(tmp) / archive.filename, "r:*") as tar:
-            names = set(tar.getnames())
-            absent = [m for m in members if m not in names]
-            if absent:
-                raise FileNotFoundError(f"{archive.filename} has no member(s) {', '.join(absent)}")
-            for member in [*members, *(e for e in archive.extras if e in names and not (root / e).is_file())]:
-                target = root / member
-                target.parent.mkdir(parents=True, exist_ok=True)
-                part = Path(tmp) / "member"
-                with tar.extractfile(member) as fin, open(part, "wb") as fout:
-                    while block := fin.read(1 << 20):
-                        fout.write(block)
-                os.replace(part, target)
+            for info in tar:  # one pass in the archive's order (a .tar.gz is read as a stream)
+                if info.name in wanted and info.isfile():
+                    with tar.extractfile(info) as fin, open(part, "wb") as fout:
+                        while block := fin.read(1 << 20):
+                            fout.write(block)
+                    extracted[info.name] = Path(tmp) / f"member-{len(extracted)}"
+                    os.replace(part, extracted[info.name])
+        absent = [m for m in members if m not in extracted]
+        if absent:
+            raise FileNotFoundError(f"{archive.filename} has no member(s) {', '.join(absent)}")
+        for member, path in extracted.items():  # all or nothing: moved in only once every member is there
+            (root / member).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, root / member)
 
 
 def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[str, str]:

@@ -309,3 +309,19 @@ def test_has_train_split_is_true_only_with_the_whole_train_split(tmp_path):
     (root / "USPS").mkdir()
     (root / "USPS/usps.t.bz2").write_bytes(bz2.compress(b"1 1:0\n"))
     assert not DF.has_train_split("USPS", root)
+
+
+def test_an_archive_without_a_listed_member_extracts_nothing(tmp_path, served, monkeypatch):
+    urls, _, _ = served
+    made = tmp_path / "partial"
+    write_stl10(made, n_train=2, n_test=1)
+    (made / "stl10_binary/test_y.bin").unlink()
+    data = _tarball(made, ["stl10_binary/train_X.bin", "stl10_binary/train_y.bin", "stl10_binary/test_X.bin"])
+    urls[torchvision.datasets.STL10.url] = data
+    archive = dataclasses.replace(DF.DATASET_FILES["STL10"][0].archive, md5=hashlib.md5(data).hexdigest())
+    monkeypatch.setitem(DF.DATASET_FILES, "STL10", tuple(dataclasses.replace(f, archive=archive)
+                                                         for f in DF.DATASET_FILES["STL10"]))
+    root = tmp_path / "root"
+    status = DF.fetch(["STL10"], root, log=lambda *_: None)["STL10"]
+    assert "FileNotFoundError" in status and "stl10_binary/test_y.bin" in status
+    assert not (root / "stl10_binary").exists() and not list(root.glob(".fetch-*"))
