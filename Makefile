@@ -18,11 +18,13 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -e .
 	touch $@
 
-# Fetch the datasets the smoke profiles read, and VGG-19's ImageNet weights (L2L's neural art), into the data root
-# ($L2L_DATA_DIR, else ./data): files already there are only verified; without a network it says what is missing,
-# and the checks that need it are skipped.
+# Fetch the datasets PROFILE reads into the data root ($L2L_DATA_DIR, else ./data): smoke, the smoke profiles' files
+# and VGG-19's ImageNet weights (L2L's neural art); cpu and paper, also every other dataset the paper settings read
+# that torchvision can download (KMNIST and USPS train splits, QMNIST, SVHN, CIFAR-10, STL-10, ResNet-18's weights).
+# Files already there are only verified (md5); without a network it says what is missing and exits 0, and the checks
+# that need it are skipped.
 data: $(VENV)/.installed
-	$(VENV)/bin/l2l-fetch-data
+	$(VENV)/bin/l2l-fetch-data --profile $(PROFILE)
 
 # Jobs run in parallel on a Dask LocalCluster sized to the machine; a rerun skips finished notebooks and resumes
 # interrupted ones. More options through REPRODUCE_ARGS, e.g. "--jobs 1" (one after another, without Dask),

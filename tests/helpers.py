@@ -231,6 +231,15 @@ def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> None:
         path.write_bytes(payload)
 
 
+def write_kmnist_both_splits(root: Path, n_train: int = 40, n_test: int = 20) -> None:
+    """Tiny KMNIST train and test splits in torchvision's layout (``<root>/KMNIST/raw/*.gz``), as after
+    ``make data PROFILE=paper``."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(root / f"KMNIST/raw/{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"KMNIST/raw/{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+
+
 # A tiny notebook for the batch runner's tests: it passes its seed through to a claims table and can be told to fail
 # (``mode``: "raise" as for a bad parameter, "kill" its Dask worker, "die_once" its kernel after a checkpoint).
 TINY_PARAMETERS = '''profile = "smoke"

@@ -805,7 +805,9 @@ claims.show("Table 1 (top)")
 # All images 28×28 greyscale. **Available here:** MNIST and Fashion-MNIST (train/test), KMNIST and USPS (**test
 # split only**: each is used as a pool, split 80/20 into train/test — its column is therefore not the paper's
 # KMNIST/USPS test set). **Not available offline:** QMNIST and SVHN — their loaders are real and tested on small files,
-# but their columns are "not run here" and they are not among the meta-train datasets.
+# but their columns are "not run here" and they are not among the meta-train datasets. Where a dataset's train split
+# is on disk too (`make data PROFILE=paper` fetches all six), its train and test splits are used as in the paper; the
+# output below names each dataset used as a pool.
 
 # %%
 digit_pools, digit_missing = {}, {}

@@ -13,7 +13,8 @@ from l2l_utils.reporting.claims import CLAIM_COLUMNS, VERDICTS
 from l2l_utils.tasks.datasets import resolve_data_dir
 from l2l_utils.tasks.datasets.files import NOTEBOOK_DATASETS
 
-from helpers import check_fails_before_compute, check_smoke_claims, requires_data, run_notebook
+from helpers import (check_fails_before_compute, check_smoke_claims, requires_data, run_notebook,
+                     write_kmnist_both_splits)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "head_to_head.ipynb"
@@ -97,3 +98,18 @@ def test_a_missing_dataset_makes_its_cells_not_run_and_the_rest_runs(tmp_path, m
     assert claims.loc["L2L Fig. 5 (ReLU)", "verdict"].startswith("not run: cell 'relu' not in this profile's cells")
     table = pd.read_csv(tmp_path / "results" / "table-final-loss.csv").set_index("optimizer")
     assert set(table["Fashion-MNIST"]) == {"not run: FashionMNIST data missing"}
+
+
+@requires_data("MNIST")
+def test_with_kmnists_train_split_on_disk_the_paper_split_is_used_and_said(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    root.mkdir()
+    os.symlink(resolve_data_dir() / "MNIST", root / "MNIST")
+    write_kmnist_both_splits(root)
+    monkeypatch.setenv("L2L_CACHE_DIR", str(tmp_path / "cache"))
+    out = execute(tmp_path, data_dir=str(root), overrides={"cells": ["training", "KMNIST"]})
+    printed = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "KMNIST: 40 train / 20 test images (the paper's split)" in printed
+    assert "KMNIST: only the test split is on disk" not in printed
+    table = pd.read_csv(tmp_path / "results" / "table-final-loss.csv").set_index("optimizer")
+    assert "KMNIST (the paper's split)" in table.columns

@@ -9,7 +9,8 @@ import pytest
 
 from l2l_utils.reporting.claims import CLAIM_COLUMNS
 
-from helpers import check_fails_before_compute, check_smoke_claims, requires_data, run_notebook
+from helpers import (check_fails_before_compute, check_smoke_claims, requires_data, run_notebook,
+                     write_kmnist_both_splits)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "kuo2020_mtl2l.ipynb"
@@ -46,3 +47,26 @@ def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
 ])
 def test_bad_parameters_fail_before_compute(tmp_path, parameters, fragment):
     check_fails_before_compute(NOTEBOOK, tmp_path, parameters, fragment)
+
+
+@requires_data("MNIST", "FashionMNIST")
+def test_with_kmnists_train_split_on_disk_the_paper_split_is_used_and_said(tmp_path, monkeypatch):
+    """Train for training, test for testing (the paper's split), printed and written in the claims' criteria."""
+    import os
+
+    from l2l_utils.tasks.datasets import resolve_data_dir
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("MNIST", "FashionMNIST"):
+        os.symlink(resolve_data_dir() / name, root / name)
+    write_kmnist_both_splits(root)
+    monkeypatch.setenv("L2L_CACHE_DIR", str(tmp_path / "cache"))
+    out = run_notebook(NOTEBOOK, tmp_path, data_dir=str(root), overrides={"datasets_s1": ["KMNIST"]})
+    printed = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "KMNIST: 40 train / 20 test (the paper's split)" in printed
+    assert "KMNIST test split as a pool" not in printed
+    claims = pd.read_csv(tmp_path / "results" / "claims.csv").set_index("claim")
+    assert claims.loc["§4 Fig. 4 (scenario 1)", "criterion"].endswith("; KMNIST: the paper's train/test split")
+    assert claims.loc["§4 Fig. 5 (scenario 2) — MNIST (substitute)", "criterion"].endswith(
+        "meta-trained on KMNIST: the paper's train/test split")

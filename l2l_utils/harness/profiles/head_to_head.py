@@ -27,7 +27,8 @@ PAPER = {
     # the generalisation grid (L2L Fig. 4-5, SimpleOptimizer Fig. 2 and 4a, Kuo et al. §4, MetaMD §5.2)
     "cells": ["training", "10x horizon", "wider", "deeper", "relu", "FashionMNIST", "KMNIST", "LeNet"],
     "long_factor": 10, "wide_hidden": 40, "deep_layers": 2,
-    # KMNIST: only its test split is on disk; a seeded half of it is the training pool, the rest the test set (ours)
+    # KMNIST without its train split on disk (the offline copy): a seeded half of its test split is the training
+    # pool, the rest the test set (ours); with it (make data PROFILE=paper), the paper's split and this is unused
     "kmnist_train_share": 0.5,
     # cost: time per update against torch.optim.Adam on the same parameters, taking turns (ours)
     "timing_repeats": 7, "timing_steps": 5,

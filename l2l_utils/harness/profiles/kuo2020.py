@@ -27,7 +27,8 @@ PAPER = {
     # a best tuned rate at the grid's edge extends it by up to this many rates (same ratio as the grid's outer step);
     # one still at the edge of the rates tried is reported as such
     "tune_grid_extensions": 2,
-    # scenario 1 datasets; KMNIST has only its test split here: a seeded share of it trains, the rest tests
+    # scenario 1 datasets; KMNIST without its train split on disk (the offline copy): a seeded share of its test
+    # split trains, the rest tests; with it (make data PROFILE=paper), the paper's split and the share is unused
     "datasets_s1": ["MNIST", "FashionMNIST", "KMNIST"], "kmnist_train_share": 0.5,
     # App. B.2's modified CIFAR-10: grey = 0.30 R + 0.59 B + 0.11 G as printed, or the BT.601 luminance weights
     "cifar_grey_weights": "as printed",

@@ -25,7 +25,7 @@ PAPER = {
     # §5.2 DiverseDigits with LeNet, T = 500
     "digits": ["MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"],
     "digits_heldout": ["MNIST", "QMNIST", "KMNIST", "FashionMNIST", "USPS", "SVHN"], "digits_inner_steps": 500,
-    "pool_train_fraction": 0.8,  # datasets with only a test split here: their train/test split (ours)
+    "pool_train_fraction": 0.8,  # datasets with only a test split on disk: their train/test split (ours)
     # meta-test: train each optimiser for test_steps on minibatches (ours), grid search (App. A.7); the paper's 3
     # trials cannot decide a comparison (fewer than the verdicts' MIN_UNITS = 6), so 6 (ours)
     "batch_size": 128, "test_steps": 3000, "trials": 6, "val_fraction": 0.1,

@@ -5,7 +5,8 @@ the layout torchvision (or the dataset's own distribution) uses; missing files r
 which names them, where they were looked for and how to provide them. The caching rule is one for all: the data
 root is never written to; whatever has to be staged, decompressed or decoded goes under ``$L2L_CACHE_DIR`` (default
 ``~/.cache/l2l-replications``), and a loaded split is kept in memory for the rest of the process (treat it as
-read-only). ``make data`` (:mod:`l2l_utils.tasks.datasets.files`) fetches the files the smoke profiles read.
+read-only). ``make data`` (:mod:`l2l_utils.tasks.datasets.files`) fetches the files the smoke profiles read;
+``make data PROFILE=paper`` also every other file the paper settings read that torchvision can download.
 
 Modules: :mod:`.core` (the types, the data root, MNIST / Fashion-MNIST / CIFAR-10 through torchvision),
 :mod:`.digits` (DiverseDigits: KMNIST, QMNIST, USPS, SVHN; RotatedMNIST; STL-10), :mod:`.fewshot` (Omniglot's small

@@ -1,4 +1,4 @@
-"""The dataset files the notebooks' smoke profiles read, where to fetch them, and their md5 sums.
+"""The dataset files the notebooks read, where to fetch them, and their md5 sums.
 
 ``l2l-fetch-data`` (``make data``, also run by ``make test`` and ``make reproduce``) fetches every missing file
 into the data root (``$L2L_DATA_DIR``, else ``<project>/data``) through torchvision's downloader, from
@@ -7,12 +7,22 @@ otherwise (Omniglot's small background sets). Files already present are only ver
 Without a network nothing is fetched: it says which datasets are missing and how to provide them, and the tests
 that need them are skipped with that message (:func:`missing_datasets`).
 
-Only the files the smoke profiles read are listed, so a fetched data root holds exactly what the offline copy used
-by CI holds (same names, same md5) and the committed notebook outputs match either way. KMNIST and USPS are read
-from their test splits only (used as pools, see the MetaMD notebook). One more: VGG-19's ImageNet weights (``VGG19``,
-548 MB, torchvision's file checked by the sha256 prefix in its name), which the L2L notebook's neural-art section
-reads together with content and style images that cannot be fetched (their layout:
-:mod:`l2l_utils.tasks.datasets.neural_art_images`); without those images the section reports "not run" either way.
+Which files, by profile (``--profile``, :data:`PROFILE_DATASETS`):
+
+* ``smoke`` (the default): the files the smoke profiles read, so a fetched data root holds exactly what the offline
+  copy used by CI holds (same names, same md5) and the committed notebook outputs match either way. KMNIST and USPS
+  are their test splits only (used as seeded pools, see the MetaMD notebook). One more: VGG-19's ImageNet weights
+  (``VGG19``, 548 MB, torchvision's file checked by the sha256 prefix in its name), which the L2L notebook's
+  neural-art section reads together with content and style images that cannot be fetched (their layout:
+  :mod:`l2l_utils.tasks.datasets.neural_art_images`); without those images the section reports "not run" either way.
+* ``cpu`` and ``paper``: everything the notebooks' paper settings read that torchvision can download: the above, the
+  train splits of KMNIST and USPS (``KMNIST-train``, ``USPS-train``), QMNIST and SVHN (train and test), CIFAR-10
+  (the python batches, extracted from torchvision's archive), STL-10's labelled splits (extracted from torchvision's
+  archive; the 2.7 GB unlabelled file is not kept) and torchvision's ImageNet ResNet-18 weights (MetaMD App. A.14).
+
+Every file lands where the loaders of :mod:`l2l_utils.tasks.datasets` look for it (torchvision's layout under the
+data root). With a train split on disk, the notebooks that otherwise split a test split into seeded pools use the
+paper's train/test split (:func:`has_train_split`).
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import hashlib
 import os
 import socket
 import sys
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,20 +42,35 @@ import torchvision
 from torchvision.datasets.utils import download_url
 
 from .core import resolve_data_dir
-from .pretrained import VGG19_FILE, VGG19_URL
+from .digits import available_splits
+from .pretrained import RESNET18_FILE, VGG19_FILE, VGG19_URL
 
 FETCH_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
+class Archive:
+    """A tarball published with an md5 sum (CIFAR-10's, STL-10's), whose members are :class:`DataFile` s: fetched once
+    into a temporary folder under the data root, the missing members (and ``extras``, files without a published
+    checksum) extracted under the data root by their member names, the archive deleted."""
+
+    url: str
+    filename: str
+    md5: str
+    extras: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DataFile:
     """One file under the data root, its md5 and the URLs it can be fetched from (tried in order). A file published
-    with a sha256 prefix instead (torchvision's weights) has ``md5=""`` and ``sha256_prefix``."""
+    with a sha256 prefix instead (torchvision's weights) has ``md5=""`` and ``sha256_prefix``; a member of an
+    archive has ``archive`` (and no URLs of its own; its path is its member name)."""
 
     path: str
     md5: str
     urls: tuple[str, ...]
     sha256_prefix: str | None = None
+    archive: Archive | None = None
 
     def intact(self, path: Path) -> bool:
         """Whether the file at ``path`` has the published checksum."""
@@ -66,9 +93,40 @@ def _torchvision_idx(name: str, prefixes: tuple[str, ...] = ("train", "t10k")) -
                  for fname, md5 in cls.resources if fname.startswith(prefixes))
 
 
-def _usps_test() -> DataFile:
-    url, fname, md5 = torchvision.datasets.USPS.split_list["test"]
-    return DataFile(f"USPS/{fname}", md5, (url,))
+def _split_list(name: str, split: str) -> DataFile:
+    """One split of a dataset torchvision lists as ``split_list[split] = [url, file name, md5]`` (USPS, SVHN), in
+    the folder ``<root>/<name>/`` the loaders read it from."""
+    url, fname, md5 = getattr(torchvision.datasets, name).split_list[split]
+    return DataFile(f"{name}/{fname}", md5, (url,))
+
+
+def _qmnist(split: str) -> tuple[DataFile, ...]:
+    """QMNIST's ``split`` (torchvision's ``resources[split]``: (url, md5) pairs), in ``<root>/QMNIST/raw/``."""
+    return tuple(DataFile(f"QMNIST/raw/{os.path.basename(url)}", md5, (url,))
+                 for url, md5 in torchvision.datasets.QMNIST.resources[split])
+
+
+def _cifar10() -> tuple[DataFile, ...]:
+    """CIFAR-10's python batches, ``<root>/cifar-10-batches-py/`` (torchvision's ``base_folder``), with the md5 of
+    each batch from torchvision's ``train_list``/``test_list``/``meta``."""
+    cls = torchvision.datasets.CIFAR10
+    archive = Archive(cls.url, cls.filename, cls.tgz_md5)
+    members = [*cls.train_list, *cls.test_list, [cls.meta["filename"], cls.meta["md5"]]]
+    return tuple(DataFile(f"{cls.base_folder}/{fname}", md5, (), archive=archive) for fname, md5 in members)
+
+
+def _stl10() -> tuple[DataFile, ...]:
+    """STL-10's labelled splits, ``<root>/stl10_binary/{train,test}_{X,y}.bin`` (torchvision's layout), md5 from
+    torchvision's lists; its class names come along unverified (torchvision lists no md5 for them)."""
+    cls = torchvision.datasets.STL10
+    archive = Archive(cls.url, cls.filename, cls.tgz_md5, extras=(f"{cls.base_folder}/{cls.class_names_file}",))
+    return tuple(DataFile(f"{cls.base_folder}/{fname}", md5, (), archive=archive)
+                 for fname, md5 in [*cls.train_list, *cls.test_list] if not fname.startswith("unlabeled"))
+
+
+def _weights(folder: str, fname: str, url: str) -> DataFile:
+    """torchvision's weights file ``fname`` (checked by the sha256 prefix in its name) in ``<root>/<folder>/``."""
+    return DataFile(f"{folder}/{fname}", "", (url,), sha256_prefix=fname.rsplit("-", 1)[1].split(".")[0][:8])
 
 
 # the official Omniglot repository (brendenlake/omniglot, MIT licence); torchvision lists md5 sums only for the two
@@ -80,12 +138,25 @@ DATASET_FILES: dict[str, tuple[DataFile, ...]] = {
     "MNIST": _torchvision_idx("MNIST"),
     "FashionMNIST": _torchvision_idx("FashionMNIST"),
     "KMNIST": _torchvision_idx("KMNIST", ("t10k",)),
-    "USPS": (_usps_test(),),
+    "USPS": (_split_list("USPS", "test"),),
     "Omniglot": tuple(DataFile(f"omniglot/{fname}", md5,
                                (f"{torchvision.datasets.Omniglot.download_url_prefix}/{fname}",))
                       for fname, md5 in _OMNIGLOT_SMALL.items()),
-    "VGG19": (DataFile(f"vgg19/{VGG19_FILE}", "", (VGG19_URL,), sha256_prefix=VGG19_FILE.split("-")[1][:8]),),
+    "VGG19": (_weights("vgg19", VGG19_FILE, VGG19_URL),),
+    # read by the paper settings only (profiles cpu and paper)
+    "KMNIST-train": _torchvision_idx("KMNIST", ("train",)),
+    "USPS-train": (_split_list("USPS", "train"),),
+    "QMNIST": _qmnist("train") + _qmnist("test"),
+    "SVHN": (_split_list("SVHN", "train"), _split_list("SVHN", "test")),
+    "CIFAR10": _cifar10(),
+    "STL10": _stl10(),
+    "ResNet18": (_weights("pretrained", RESNET18_FILE, torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url),),
 }
+
+_SMOKE = ("MNIST", "FashionMNIST", "KMNIST", "USPS", "Omniglot", "VGG19")
+# the datasets ``l2l-fetch-data --profile`` fetches: the smoke profiles' files, or everything the paper settings read
+PROFILE_DATASETS: dict[str, tuple[str, ...]] = {"smoke": _SMOKE, "cpu": tuple(DATASET_FILES),
+                                                "paper": tuple(DATASET_FILES)}
 
 # the datasets each notebook's committed (smoke-profile) outputs were computed from
 NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
@@ -145,12 +216,64 @@ def sha256sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def has_train_split(name: str, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether ``name``'s train split is on disk where its loader reads it (data root or cache; never downloads).
+
+    The notebooks that otherwise draw seeded train/test pools from a test split (KMNIST, USPS: the offline copy has
+    their test splits only) use the paper's split, train for training and test for testing, when this is true.
+    """
+    return "train" in available_splits(name, data_dir)
+
+
+def _with_timeout(call, *args) -> None:
+    """``call(*args)`` with a socket timeout of :data:`FETCH_TIMEOUT_S` seconds (a stalled connection is cut)."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(FETCH_TIMEOUT_S)
+    try:
+        call(*args)
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _prune_empty(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents below ``root`` while they are empty (left by a download that failed)."""
+    while folder != root and root in folder.parents and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def _fetch_archive(archive: Archive, members: list[str], root: Path) -> None:
+    """Download ``archive`` (md5-checked by torchvision's ``download_url``) into a temporary folder under ``root``
+    and extract ``members`` (and its ``extras``) to ``root/<member name>``, each by ``os.replace`` of a complete
+    file; the archive is deleted. Raises on any failure (nothing partial is left behind)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
+        _with_timeout(download_url, archive.url, tmp, archive.filename, archive.md5)
+        wanted = set(members) | {e for e in archive.extras if not (root / e).is_file()}
+        extracted, part = {}, Path(tmp) / "member"
+        with tarfile.open(Path(tmp) / archive.filename, "r:*") as tar:
+            for info in tar:  # one pass in the archive's order (a .tar.gz is read as a stream)
+                if info.name in wanted and info.isfile():
+                    with tar.extractfile(info) as fin, open(part, "wb") as fout:
+                        while block := fin.read(1 << 20):
+                            fout.write(block)
+                    extracted[info.name] = Path(tmp) / f"member-{len(extracted)}"
+                    os.replace(part, extracted[info.name])
+        absent = [m for m in members if m not in extracted]
+        if absent:
+            raise FileNotFoundError(f"{archive.filename} has no member(s) {', '.join(absent)}")
+        for member, path in extracted.items():  # all or nothing: moved in only once every member is there
+            (root / member).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, root / member)
+
+
 def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[str, str]:
     """Fetch the missing files of every dataset in ``names``; verify the md5 of those present.
 
     Returns ``{dataset: "present" | "fetched" | "missing: <why>" | "corrupt: <file>"}``; never raises for an
     unreachable network (each URL fails at once when names cannot be resolved; a stalled connection is cut after
-    :data:`FETCH_TIMEOUT_S` seconds).
+    :data:`FETCH_TIMEOUT_S` seconds). Members of an archive (CIFAR-10, STL-10) are fetched by one download of the
+    archive.
     """
     root = resolve_data_dir(data_dir)
     status = {}
@@ -158,6 +281,16 @@ def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[s
         if name not in DATASET_FILES:
             raise ValueError(f"unknown dataset {name!r}; allowed values are {sorted(DATASET_FILES)}")
         fetched, corrupt, missing, errors = False, [], [], []
+        archives: dict[Archive, list[str]] = {}
+        for item in DATASET_FILES[name]:
+            if item.archive is not None and not (root / item.path).is_file():
+                archives.setdefault(item.archive, []).append(item.path)
+        for archive, members in archives.items():
+            try:
+                _fetch_archive(archive, members, root)
+                fetched = True
+            except Exception as exc:  # offline, HTTP error, timeout, md5 mismatch, bad archive
+                errors.append(f"{archive.url}: {type(exc).__name__}: {exc}")
         for item in DATASET_FILES[name]:
             target = root / item.path
             if target.is_file():
@@ -165,24 +298,21 @@ def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[s
                     corrupt.append(str(target))
                 continue
             for url in item.urls:
-                old = socket.getdefaulttimeout()
-                socket.setdefaulttimeout(FETCH_TIMEOUT_S)
                 try:
-                    item.download(url, target)  # raises on a checksum mismatch
+                    _with_timeout(item.download, url, target)  # raises on a checksum mismatch
                     fetched = True
                     break
                 except Exception as exc:  # offline, HTTP error, timeout, md5 mismatch: try the next URL
                     errors.append(f"{url}: {type(exc).__name__}: {exc}")
                     target.unlink(missing_ok=True)
-                finally:
-                    socket.setdefaulttimeout(old)
             else:
                 missing.append(item.path)
+                _prune_empty(target.parent, root)
         if corrupt:
             status[name] = (f"corrupt: {', '.join(corrupt)} do(es) not have the published checksum "
                             "(delete to fetch again)")
         elif missing:
-            status[name] = f"missing: {', '.join(missing)} (could not fetch: {errors[0]})"
+            status[name] = f"missing: {', '.join(missing)} (could not fetch: {errors[0] if errors else 'no URL'})"
         else:
             status[name] = "fetched" if fetched else "present"
         log(f"{name:<13} {status[name]}")
@@ -190,20 +320,26 @@ def fetch(names, data_dir: str | os.PathLike | None = None, log=print) -> dict[s
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Fetch the datasets the notebooks' smoke profiles read, and VGG-19's "
-                                                 "ImageNet weights, into the data root ($L2L_DATA_DIR, else "
-                                                 "<project>/data).")
-    parser.add_argument("datasets", nargs="*", default=sorted(DATASET_FILES),
-                        help=f"datasets to fetch (default: all of {', '.join(sorted(DATASET_FILES))})")
+    parser = argparse.ArgumentParser(description="Fetch the datasets the notebooks read (for a profile) into the data "
+                                                 "root ($L2L_DATA_DIR, else <project>/data); files already there are "
+                                                 "only verified. Exit status 0 even when the network is unreachable "
+                                                 "(it lists what is missing), unless --strict.")
+    parser.add_argument("datasets", nargs="*",
+                        help=f"datasets to fetch (default: those of --profile); any of {', '.join(DATASET_FILES)}")
+    parser.add_argument("--profile", choices=sorted(PROFILE_DATASETS), default="smoke",
+                        help="smoke (default): the files the smoke profiles read, and VGG-19's weights; cpu, paper: "
+                             "also everything the paper settings read that torchvision can download (KMNIST and USPS "
+                             "train splits, QMNIST, SVHN, CIFAR-10, STL-10, ResNet-18's weights)")
     parser.add_argument("--data-dir", default=None, help="data root (overrides $L2L_DATA_DIR)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if anything is still missing")
     args = parser.parse_args(argv)
     unknown = [n for n in args.datasets if n not in DATASET_FILES]
     if unknown:
         parser.error(f"unknown dataset(s) {unknown}; allowed values are {sorted(DATASET_FILES)}")
+    names = args.datasets or list(PROFILE_DATASETS[args.profile])
     root = resolve_data_dir(args.data_dir)
-    print(f"data root: {root}")
-    status = fetch(args.datasets, args.data_dir)
+    print(f"data root: {root} (profile {args.profile})" if not args.datasets else f"data root: {root}")
+    status = fetch(names, args.data_dir)
     bad = [n for n, s in status.items() if s not in ("present", "fetched")]
     if bad:
         print(f"not available: {', '.join(bad)}. The checks that need them will be skipped. To provide them, put the "

@@ -81,11 +81,13 @@ def test_unreachable_network_reports_what_is_missing_and_how_to_provide_it(tmp_p
 def test_the_listed_files_are_what_the_smoke_profiles_read_with_torchvisions_md5():
     """The md5 sums are torchvision's published ones (Omniglot's: the official repository's files), so a fetched data
     root and the offline copy CI uses are byte-identical."""
-    paths = {f.path: f.md5 for files in DF.DATASET_FILES.values() for f in files}
+    smoke = DF.PROFILE_DATASETS["smoke"]
+    assert smoke == ("MNIST", "FashionMNIST", "KMNIST", "USPS", "Omniglot", "VGG19")
+    paths = {f.path: f.md5 for name in smoke for f in DF.DATASET_FILES[name]}
     assert paths["MNIST/raw/train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
     assert paths["KMNIST/raw/t10k-images-idx3-ubyte.gz"] == "5c965bf0a639b31b8f53240b1b52f4d7"
     assert paths["USPS/usps.t.bz2"] == "8ea070ee2aca1ac39742fdd1ef5ed118"
-    assert not any(p.startswith("KMNIST/raw/train") for p in paths)  # KMNIST is read from its test split only
+    assert not any(p.startswith("KMNIST/raw/train") for p in paths)  # smoke reads KMNIST's test split only
     assert set(DF.NOTEBOOK_DATASETS.values()) and all(set(v) <= set(DF.DATASET_FILES)
                                                       for v in DF.NOTEBOOK_DATASETS.values())
 
