@@ -46,13 +46,15 @@ SEED = 0
 class Loop:
     """One loop: ``name``; ``unit`` (what one call does, in words); ``work`` (one unit: the call whose FLOPs are
     counted); ``bars``: which of the run's progress bars measure it (indices among the run's meta-training bars, in
-    the order the notebook trains when none was reused, which :mod:`phase_times` reports; None: the rate must be
-    given with ``--rate``)."""
+    the order the notebook trains when none was reused, which :mod:`phase_times` reports); ``saves``: or which
+    stored results close its intervals (:mod:`phase_times`: the seconds from the previous save in the cell) and how
+    many units one such result holds; neither: the rate must be given with ``--rate``."""
 
     name: str
     unit: str
     work: object
     bars: tuple | None = None
+    saves: tuple | None = None  # (pattern of a stored result's name, units per save): rate from the intervals
 
 
 def profile_of(paper: str, profile: str) -> tuple[dict, str]:
@@ -100,31 +102,41 @@ def kuo2020(profile: str):
                            perturbation=cfg["perturbation"], perturbation_horizon=cfg["train_steps"], seed=SEED)
     unit = f"one truncation of Ξ = {cfg['unroll']} steps, 1 learner (MLP 784-{cfg['learner_hidden']}-ReLU-10, " \
            f"minibatch {cfg['batch_size']})"
+    from l2l_utils.optimizers.baselines import baseline_rule
+
+    hand = ("SGD", "SGD-M", "ADAM")  # the notebook's HAND; their tuned copies run beside them (scenario 1)
+    frame_rules = {"LSTM": lstm, "MTL2L": mtl2l, **{h: baseline_rule(h, cfg["baseline_lr"]) for h in hand},
+                   **{f"{h} (tuned)": baseline_rule(h, cfg["baseline_lr"]) for h in hand}}
+    periods = cfg["test_steps"] // cfg["eval_every"]
     # bars in the notebook's order when nothing is reused: per scenario-1 dataset LSTM then MTL2L; then scenario 2's
     # MTL2L (its LSTM on KMNIST is reused from scenario 1)
     n = len(cfg["datasets_s1"])
     return used, [Loop("meta-training LSTM", unit, truncation(lstm, task, meta), tuple(range(0, 2 * n, 2))),
                   Loop("meta-training MTL2L", unit, truncation(mtl2l, task, meta),
                        tuple(range(1, 2 * n, 2)) + (2 * n,)),
-                  Loop("meta-testing MTL2L", f"{cfg['eval_every']} test steps of 1 learner and one test loss on "
-                       "10,000 images (§4's curves)", test_steps(mtl2l, task, cfg["eval_every"]))]
+                  Loop("meta-testing, a scenario-1 test frame",
+                       f"one evaluation period of the frame: {cfg['eval_every']} steps of {cfg['test_runs']} learners "
+                       f"(one batch) for each of its {len(frame_rules)} rules (LSTM, MTL2L, 3 baselines, 3 tuned) "
+                       f"and their test loss on 10,000 images; {periods} periods per frame",
+                       test_steps(frame_rules, task, cfg["eval_every"], cfg["test_runs"]),
+                       saves=(r"^s1-.*-test$", periods))]
 
 
-def test_steps(rule, task, every: int):
-    """``every`` evaluation steps of one learner and one evaluation of the test loss on 10,000 images: the unit of
-    :func:`l2l_utils.evaluation.comparison.held_out_loss_curves` (the difference of 2·every and every steps)."""
+def test_steps(rules: dict, task, every: int, runs: int):
+    """One evaluation period of :func:`l2l_utils.evaluation.comparison.held_out_loss_curves` (Kuo et al. §4's
+    curves): ``every`` steps of ``runs`` learners for every rule and one evaluation of the test loss on 10,000
+    images, as the difference of 2·every and every steps (both evaluate at step 0)."""
     from l2l_utils.evaluation.comparison import held_out_loss_curves
 
     test = random_images()
-    make = lambda: task.sample(1, torch.Generator().manual_seed(SEED))  # noqa: E731
-    rule.eval()
+    make = lambda: task.sample(runs, torch.Generator().manual_seed(SEED))  # noqa: E731
 
     class Difference:
         def __call__(self):
-            held_out_loss_curves({"rule": rule}, make, 2 * every, every, task, test)
+            held_out_loss_curves(rules, make, 2 * every, every, task, test)
 
         def baseline(self):
-            held_out_loss_curves({"rule": rule}, make, every, every, task, test)
+            held_out_loss_curves(rules, make, every, every, task, test)
 
     return Difference()
 
@@ -193,12 +205,21 @@ def flops_per_unit(work) -> int:
     return count_flops(work)
 
 
-def bar_rates(run: Path) -> list[float]:
-    """Units per second of every meta-training bar of an executed notebook, in order (:mod:`phase_times`)."""
-    from phase_times import META_BARS, analyse
+def bar_rates(report) -> list[float]:
+    """Units per second of every meta-training bar of an executed notebook (a :mod:`phase_times` report), in
+    order."""
+    from phase_times import META_BARS
 
-    report = analyse(run)
     return [b.units / b.elapsed for b in report.bars if META_BARS.search(b.desc) and b.elapsed > 0 and b.units > 0]
+
+
+def save_rate(report, pattern: str, units_per_save: int) -> tuple[float, int] | None:
+    """Units per second over the intervals closed by the stored results matching ``pattern`` (made by this run),
+    and how many there were."""
+    import re
+
+    seconds = [s for c in report.cells for name, _, _, s in c.saves if re.search(pattern, name) and s > 0]
+    return (units_per_save * len(seconds) / sum(seconds), len(seconds)) if seconds else None
 
 
 def main(argv=None) -> list[dict]:
@@ -225,9 +246,16 @@ def main(argv=None) -> list[dict]:
     paper, build = LOOPS[args.notebook]
     used, loops = build(args.profile)
     print(f"{args.notebook}: profile {used}")
-    bars = bar_rates(args.run) if args.run else []
+    report = None
+    if args.run:
+        from phase_times import analyse
+
+        report = analyse(args.run)
+    bars = bar_rates(report) if report else []
     if args.run:
         print(f"  {len(bars)} meta-training bars in {args.run}: " + ", ".join(f"{r:.3f}/s" for r in bars))
+        for flag in report.flags:
+            print(f"  note: {flag}")
     peak = None
     if args.peak_gflops:
         peak = args.peak_gflops * 1e9
@@ -246,6 +274,10 @@ def main(argv=None) -> list[dict]:
         if rate is None and present:
             chosen = [bars[i] for i in present]
             rate, source = sum(chosen) / len(chosen), f"mean of bars {present} of {list(loop.bars)}"
+        if rate is None and loop.saves and report is not None:
+            found = save_rate(report, *loop.saves)
+            if found:
+                rate, source = found[0], f"{found[1]} stored result(s) {loop.saves[0]}, {loop.saves[1]} units each"
         if rate is not None:
             row.update(units_per_s=rate, rate_source=source, gflop_per_s=flops * rate / 1e9)
             if peak:

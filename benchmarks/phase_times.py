@@ -175,7 +175,7 @@ class Cell:
     end: datetime | None
     split: dict = field(default_factory=dict)  # phase -> seconds
     bars: list = field(default_factory=list)
-    saves: list = field(default_factory=list)  # (name, time, phase)
+    saves: list = field(default_factory=list)  # (name, time, phase, seconds of the interval it closes)
 
 
 def _stream(cell, name: str) -> str:
@@ -212,7 +212,7 @@ def split_cell(cell: Cell, saves, patterns) -> dict:
             continue
         t = min(max(t, previous), end)
         phase = phase_of(name, patterns, cell.phase)
-        cell.saves.append((name, when, phase))
+        cell.saves.append((name, when, phase, t - previous))
         split[phase] = split.get(phase, 0.0) + (t - previous)
         previous = t
     split[cell.phase] = split.get(cell.phase, 0.0) + max(0.0, end - previous)
@@ -388,8 +388,8 @@ def describe(report: Report, cells: bool = False) -> str:
                 out.append(f"    cell {c.index:>3} {c.seconds:>9.1f} s  [{c.section[:40]}] {split}")
                 for b in c.bars:
                     out.append(f"        bar {b.desc!r}: {b.start}->{b.n}/{b.total} in {b.elapsed} s")
-                for name, when, phase in c.saves:
-                    out.append(f"        saved {name} at {when:%H:%M:%S} -> {phase}")
+                for name, when, phase, seconds in c.saves:
+                    out.append(f"        saved {name} at {when:%H:%M:%S} after {seconds:.0f} s -> {phase}")
     return "\n".join(out)
 
 

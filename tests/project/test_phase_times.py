@@ -76,6 +76,8 @@ def test_shares_worked_by_hand(tmp_path):
     assert [c.section for c in report.cells] == ["(set-up)", "1. Training", "2. Grid", "3. Claims"]
     assert report.bar_seconds == 90 and (report.bars[0].units, report.bars[0].elapsed) == (40, 90)
     assert (report.older_results, report.fresh_results) == (1, 2)
+    assert [(n, p, s) for n, _, p, s in report.cells[2].saves] == [("s1-A-tuning", TUNING, 50.0),
+                                                                    ("s1-A-test", TESTING, 100.0)]
     assert not report.cached
     table = markdown([report])
     assert "0:01:40 (28%)" in table and "0:00:50 (14%)" in table and "0:01:30" in table
@@ -136,3 +138,8 @@ def test_flops_per_unit_and_the_achieved_rate(tmp_path, monkeypatch, capsys):
     assert rows[0]["fraction_of_peak"] == pytest.approx(0.08889, rel=1e-3)
     rows = dominant_loops.main(["--notebook", "head_to_head", "--rate", "toy=0.5", "--peak-gflops", "4"])
     assert rows[0]["gflop_per_s"] == 1.0 and rows[0]["fraction_of_peak"] == 0.25
+    # a rate from stored results: the test frame "s1-A-test" closed an interval of 100 s; 50 units per frame
+    loop.bars, loop.saves = None, (r"-test$", 50)
+    rows = dominant_loops.main(["--notebook", "head_to_head", "--run", str(tmp_path / "seed0" / "synthetic.ipynb"),
+                                "--peak-gflops", "10"])
+    assert rows[0]["units_per_s"] == pytest.approx(0.5) and rows[0]["gflop_per_s"] == pytest.approx(1.0)
