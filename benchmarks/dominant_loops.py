@@ -84,6 +84,16 @@ def truncation(rule: torch.nn.Module, task, cfg: MetaTrainConfig):
     return work
 
 
+class Linear:
+    """A unit of ``steps`` identical optimizee steps, counted as F(1) + (steps − 1)·(F(2) − F(1)) from truncations of
+    one and two steps (``make(k)``: the work of a k-step truncation), for loops whose full truncation would hold
+    gigabytes of graph (e.g. an LSTM optimizer on 397,510 coordinates); exact when every step does the same products
+    (``tests/project/test_phase_times.py`` compares it with the direct count)."""
+
+    def __init__(self, make, steps: int):
+        self.one, self.two, self.steps = make(1), make(2), steps
+
+
 def kuo2020(profile: str):
     from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer
     from l2l_utils.learned_optimizers.mtl2l import AuthorsLSTMOptimizer, MTL2LOptimizer
@@ -186,11 +196,43 @@ def head_to_head(profile: str):
     return used, loops
 
 
+def simple_optimizer(profile: str):
+    from dataclasses import replace
+
+    from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer
+    from l2l_utils.learned_optimizers.rnnprop import RNNProp
+    from l2l_utils.learned_optimizers.simple_optimizer import SimpleOptimizer
+
+    cfg, used = profile_of("simple_optimizer", profile)
+    init_std = None if cfg["optimizee_init"] == "pytorch" else cfg["optimizee_init_std"]
+    task = ClassifierTask(mlp(784, [cfg["train_hidden"]], 10, "relu"), random_images(), cfg["batch_size"], init_std)
+    meta = MetaTrainConfig(steps=cfg["train_steps"], unroll=cfg["unroll"], meta_batch=cfg["meta_batch"],
+                           meta_lr=cfg["meta_lr"])
+    factories = {  # the notebook's VARIANTS (§3) that train distinct networks, in its order (four SimpleOptimizer
+        # variants first: bars 0-3, then DMOptimizer 4, RNNProp 5)
+        "SimpleOptimizer": (lambda: SimpleOptimizer(cfg["hidden_size"], mean_over=cfg["mean_over"],
+                                                    init=cfg["simple_init"]), (0,)),
+        "DMOptimizer": (lambda: LSTMOptimizer(preprocess_p=10.0, output_scale=cfg["dm_output_scale"],
+                                              init_std=cfg["lstm_init_std"], init=cfg["lstm_init"]), (4,)),
+        "RNNProp": (lambda: RNNProp(init=cfg["rnnprop_init"]), (5,)),
+    }
+    loops = []
+    for name, (make, bars) in factories.items():
+        torch.manual_seed(SEED)
+        rule = make()
+        loops.append(Loop(f"meta-training {name}", f"one truncation of {cfg['unroll']} steps, {cfg['meta_batch']} "
+                          f"optimizee(s) (MLP 784-{cfg['train_hidden']}-ReLU-10, minibatch {cfg['batch_size']}; "
+                          "counted from 1- and 2-step truncations; RNNProp's scaled and convex-mixed training task "
+                          "and the meta-loss weights are element-wise and not built)",
+                          Linear(lambda k, rule=rule: truncation(rule, task, replace(meta, steps=k, unroll=k)),
+                                 cfg["unroll"]), bars))
+    return used, loops
+
+
 LOOPS = {"kuo2020_mtl2l": ("kuo2020", kuo2020), "andrychowicz2016_l2l": ("andrychowicz2016", andrychowicz2016),
-         "head_to_head": ("head_to_head", head_to_head)}
+         "head_to_head": ("head_to_head", head_to_head),
+         "simple_optimizer": ("simple_optimizer", simple_optimizer)}
 NOT_BUILT = {
-    "simple_optimizer": "not built yet: its meta-training is truncated BPTT like the others (bench_simple_optimizer.py "
-                        "--meta times one truncation); a builder is a few lines on the pattern of head_to_head",
     "huisman2022_turtle": "not built yet: episodic meta-training (bench_turtle.py times one meta-iteration)",
     "metamd": "not built yet: MetaMD's hypergradients (bench_metamd.py counts one unrolled hypergradient)",
 }
@@ -198,7 +240,11 @@ NOT_BUILT = {
 
 def flops_per_unit(work) -> int:
     """FLOPs of one unit; a :func:`test_steps` unit is the difference of its two lengths (what one more evaluation
-    period adds)."""
+    period adds); a :class:`Linear` unit is extrapolated from one and two steps."""
+    if isinstance(work, Linear):
+        work.one()  # warm-up
+        one, two = count_flops(work.one), count_flops(work.two)
+        return one + (work.steps - 1) * (two - one)
     if hasattr(work, "baseline"):
         return count_flops(work) - count_flops(work.baseline)
     work()  # warm-up (lazily built state)

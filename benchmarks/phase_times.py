@@ -321,7 +321,7 @@ def analyse(path, results_dir=None, mapping: Mapping | None = None) -> Report:
         flags.append(f"says \"reused: True\" for {reused['True']} of {reused['True'] + reused['False']} "
                      f"meta-trainings (a result of this run used again, or one stored before it)")
     timed = sum(1 for c in cells if c.start is not None)
-    if cells and timed < len(cells):
+    if cells and timed < len(cells) and end is not None:  # a run still going has not started its last cells
         flags.append(f"{len(cells) - timed} of {len(cells)} code cells carry no papermill timing")
     if wall > 0 and wall - in_cells > max(60.0, 0.1 * wall):
         flags.append(f"{wall - in_cells:.0f} s of the wall time are outside the cells (kernel start, between "

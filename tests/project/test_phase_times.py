@@ -143,3 +143,21 @@ def test_flops_per_unit_and_the_achieved_rate(tmp_path, monkeypatch, capsys):
     rows = dominant_loops.main(["--notebook", "head_to_head", "--run", str(tmp_path / "seed0" / "synthetic.ipynb"),
                                 "--peak-gflops", "10"])
     assert rows[0]["units_per_s"] == pytest.approx(0.5) and rows[0]["gflop_per_s"] == pytest.approx(1.0)
+
+
+def test_a_truncation_counted_from_one_and_two_steps_equals_the_direct_count():
+    from dataclasses import replace
+
+    from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer
+    from l2l_utils.meta_training.truncated_bptt import MetaTrainConfig
+    from l2l_utils.tasks.models import mlp
+    from l2l_utils.tasks.problems import ClassifierTask
+
+    task = ClassifierTask(mlp(784, [4], 10, "sigmoid"), dominant_loops.random_images(256), 16)
+    torch.manual_seed(0)
+    rule = LSTMOptimizer(preprocess_p=10.0, output_scale=0.1)
+    meta = MetaTrainConfig(steps=5, unroll=5)
+    direct = dominant_loops.flops_per_unit(dominant_loops.truncation(rule, task, meta))
+    linear = dominant_loops.flops_per_unit(dominant_loops.Linear(
+        lambda k: dominant_loops.truncation(rule, task, replace(meta, steps=k, unroll=k)), 5))
+    assert direct > 0 and linear == direct
