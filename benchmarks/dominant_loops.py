@@ -251,12 +251,14 @@ def flops_per_unit(work) -> int:
     return count_flops(work)
 
 
-def bar_rates(report) -> list[float]:
+def bar_rates(report) -> list[float | None]:
     """Units per second of every meta-training bar of an executed notebook (a :mod:`phase_times` report), in
-    order."""
+    order; None for a bar too short to give one (under a second, or no units: a resumed bar that was done), so that
+    the indices stay those of the bars."""
     from phase_times import META_BARS
 
-    return [b.units / b.elapsed for b in report.bars if META_BARS.search(b.desc) and b.elapsed > 0 and b.units > 0]
+    return [b.units / b.elapsed if b.elapsed > 0 and b.units > 0 else None
+            for b in report.bars if META_BARS.search(b.desc)]
 
 
 def save_rate(report, pattern: str, units_per_save: int) -> tuple[float, int] | None:
@@ -299,7 +301,8 @@ def main(argv=None) -> list[dict]:
         report = analyse(args.run)
     bars = bar_rates(report) if report else []
     if args.run:
-        print(f"  {len(bars)} meta-training bars in {args.run}: " + ", ".join(f"{r:.3f}/s" for r in bars))
+        print(f"  {len(bars)} meta-training bars in {args.run}: "
+              + ", ".join("too short" if r is None else f"{r:.3f}/s" for r in bars))
         for flag in report.flags:
             print(f"  note: {flag}")
     peak = None
@@ -316,7 +319,8 @@ def main(argv=None) -> list[dict]:
         row = {"notebook": args.notebook, "profile": used, "loop": loop.name, "unit": loop.unit,
                "gflop_per_unit": flops / 1e9}
         rate, source = rates.get(loop.name), "--rate"
-        present = [i for i in (loop.bars or ()) if i < len(bars)]  # a run still going has the first bars only
+        # a run still going has the first bars only
+        present = [i for i in (loop.bars or ()) if i < len(bars) and bars[i] is not None]
         if rate is None and present:
             chosen = [bars[i] for i in present]
             rate, source = sum(chosen) / len(chosen), f"mean of bars {present} of {list(loop.bars)}"

@@ -161,3 +161,15 @@ def test_a_truncation_counted_from_one_and_two_steps_equals_the_direct_count():
     linear = dominant_loops.flops_per_unit(dominant_loops.Linear(
         lambda k: dominant_loops.truncation(rule, task, replace(meta, steps=k, unroll=k)), 5))
     assert direct > 0 and linear == direct
+
+
+def test_bar_rates_keep_the_bars_indices():
+    from types import SimpleNamespace
+
+    from phase_times import Bar
+
+    report = SimpleNamespace(bars=[Bar("meta-training", 0, 4, 4, 0), Bar("pre-training", 0, 9, 9, 3),
+                                   Bar("meta-training", 10, 40, 40, 60)])
+    # the first meta-training bar is too short (0 s) for a rate; the evaluation bar is not a meta-training; the
+    # resumed bar did 30 units in 60 s
+    assert dominant_loops.bar_rates(report) == [None, 0.5]
