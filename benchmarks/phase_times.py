@@ -14,8 +14,10 @@ and ``end_time``) and assigns each cell's seconds to a phase, in three explicit 
    the rest goes to the cell's section phase. An interval holds whatever ran since the previous save (e.g. the
    "did it learn?" gate of the optimizer trained before it), so the split is as fine as the stores are.
 3. **Progress bars** (when the run showed them): the last state of every tqdm bar in a cell's stderr
-   (``meta-training: 100%|...| 400/400 [01:12<00:00, 5.55it/s]``) gives that meta-training's seconds and units; their
-   sum is printed beside the phases as a check, and :mod:`dominant_loops` takes the rate (units per second) from them.
+   (``meta-training: 100%|...| 400/400 [01:12<00:00, 5.55it/s]``) gives that meta-training's seconds and units. In
+   a mixed cell, the bars' meta-training seconds not already assigned to meta-training by step 2 move from mixed to
+   meta-training (measured, not guessed); their sum is printed beside the phases as a check, and
+   :mod:`dominant_loops` takes the rate (units per second) from them.
 
 Reused results: a re-executed notebook that loaded its stored results shows near-zero durations. Each notebook is
 checked: its printed ``reused: True/False`` lines, stored results older than the execution (in its results folder),
@@ -287,6 +289,11 @@ def analyse(path, results_dir=None, mapping: Mapping | None = None) -> Report:
         cell = Cell(index, section, phase, seconds, _time(meta.get("start_time")), _time(meta.get("end_time")))
         cell.split = split_cell(cell, saves, mapping.results)
         cell.bars = progress_bars(_stream(c, "stderr"))
+        bars_in_cell = sum(b.elapsed for b in cell.bars if META_BARS.search(b.desc))
+        moved = min(max(0.0, bars_in_cell - cell.split.get(META, 0.0)), cell.split.get(MIXED, 0.0))
+        if moved > 0:  # measured meta-training inside a mixed cell that no stored result accounted for
+            cell.split[MIXED] -= moved
+            cell.split[META] = cell.split.get(META, 0.0) + moved
         for m in _REUSED.finditer(_stream(c, "stdout")):
             reused[m.group(1)] += 1
         cells.append(cell)

@@ -96,6 +96,19 @@ def test_without_results_the_sections_decide(tmp_path):
     assert "no results folder: phases by section only" in report.flags
 
 
+def test_bars_in_a_mixed_cell_move_their_seconds_to_meta_training(tmp_path):
+    path = synthetic(tmp_path)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[4].outputs = [nbformat.v4.new_output("stream", name="stderr", text="\rmeta-training: 100%|██████████| 8/8 [00:30<00:00,  0.27it/s]\n")]
+    nbformat.write(nb, path)
+    # without results: §2's 200 s are mixed, of which its bar measured 30 s of meta-training
+    report = analyse(path, results_dir=tmp_path / "nowhere", mapping=MAPPING)
+    assert report.phases == pytest.approx({META: 130.0, TUNING: 0.0, TESTING: 0.0, MIXED: 170.0, OTHER: 60.0})
+    # with results: tuning 50 and testing 100 from the saves, the bar's 30 s out of the 50 s left mixed
+    report = analyse(path, mapping=MAPPING)
+    assert report.phases == pytest.approx({META: 130.0, TUNING: 50.0, TESTING: 100.0, MIXED: 20.0, OTHER: 60.0})
+
+
 def test_progress_bars_and_result_names():
     resumed = ("\rmeta-training:  50%|█████     | 20/40 [00:00<?, ?it/s]"
                "\rmeta-training: 100%|██████████| 40/40 [00:30<00:00,  0.66it/s]\n")
