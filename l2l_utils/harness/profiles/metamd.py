@@ -93,9 +93,9 @@ CPU = dict(
     # 20 × 20 -> 2 × 5 trajectories, the weight-decay grid -> 1e-4 alone, gate problems 8 -> 6, 1b's problems 4 -> 2
     # and its MLP T values -> 10, 50, 300, the ablation -> the IFT estimator) and two step counts of ours (the paper
     # gives neither): RotatedMNIST's "to convergence" T = 2,000 -> 300 (one meta-step at T = 2,000 costs about 6 min
-    # here) and 3,000 -> 600 meta-test steps (L2O's six networks cost about 1.5 s per step). No DiverseDigits dataset is held
-    # out: with LeNet's T = 500 (the paper's) one MetaMD meta-step over the 3 other datasets costs about 3 min
-    # (3 × 500 × 78 ms + 6 validation problems × 500 × 19 ms), and one held-out dataset (15 meta-steps, meta-test at
+    # here) and 3,000 -> 600 meta-test steps (L2O's six networks cost about 1.5 s per step). No DiverseDigits
+    # dataset is held out: with LeNet's T = 500 (the paper's) one MetaMD meta-step over the 3 other datasets costs
+    # about 3 min (3 × 500 × 78 ms + 6 validation problems × 500 × 19 ms), and one held-out dataset (15 meta-steps, meta-test at
     # 600 steps, L2O, gates) about 70 min more, which does not fit beside the RotatedMNIST column. The ResNet-18
     # settings (CIFAR-10, the high-resolution datasets) keep the paper's sizes: their data are not on disk here, and
     # they need a GPU.
