@@ -95,10 +95,10 @@ CPU = dict(
     # gives neither): RotatedMNIST's "to convergence" T = 2,000 -> 300 (one meta-step at T = 2,000 costs about 6 min
     # here) and 3,000 -> 600 meta-test steps (L2O's six networks cost about 1.5 s per step). No DiverseDigits
     # dataset is held out: with LeNet's T = 500 (the paper's) one MetaMD meta-step over the 3 other datasets costs
-    # about 3 min (3 × 500 × 78 ms + 6 validation problems × 500 × 19 ms), and one held-out dataset (15 meta-steps, meta-test at
-    # 600 steps, L2O, gates) about 70 min more, which does not fit beside the RotatedMNIST column. The ResNet-18
-    # settings (CIFAR-10, the high-resolution datasets) keep the paper's sizes: their data are not on disk here, and
-    # they need a GPU.
+    # about 3 min (3 × 500 × 78 ms + 6 validation problems × 500 × 19 ms), and one held-out dataset (15 meta-steps,
+    # meta-test at 600 steps, L2O, gates) about 70 min more, which does not fit beside the RotatedMNIST column. The
+    # ResNet-18 settings (CIFAR-10, the high-resolution datasets) keep the paper's sizes: their data are not on disk
+    # here, and they need a GPU.
     rotated_heldout=[0], digits_heldout=[], meta_steps=15, rotated_inner_steps=300, test_steps=600,
     weight_decays=[0.0001], l2o_epochs=2, l2o_trajectories=5, gate_runs=6,
     hypergrad_problems=2, hypergrad_mlp_T=[10, 50, 300], hypergradient_ablation=["ift"],
