@@ -25,6 +25,15 @@
 # 20 pre-training and 25 test steps for the transfer baselines). `paper` uses the paper's settings and is
 # meant for a GPU. Sizes can be overridden: `papermill ... -p profile paper -y "overrides: {runs: 5}"`.
 #
+# **The `cpu` profile** is sized for about two hours on two CPU cores (one torch thread per notebook; estimated at
+# 1 h 36 min from measured per-task costs, in `l2l_utils/harness/profiles/huisman2022.py`). It keeps every network,
+# update count, meta-batch, learning rate, clipping and switch of `paper` and cuts only amounts: 4,000 sine training
+# tasks instead of 70,000 (validation still every 2,500), 500 / 1,000 validation / test tasks, 10 runs for Fig. 4 (6
+# for Fig. 3), T = 1 and 5 (not 10) in Fig. 3 and 4, and the depths 1, 5, 6, 7 in Fig. 3. Each cut is printed below
+# the parameters cell and named in the claims' profile column. The Omniglot extension (section 6, not in the paper)
+# is off in `cpu`: Conv-4 meta-training of nine methods × 6 runs × 2 shots (the meta-learner LSTMs at 0.5–1.3 s per
+# task on one CPU thread) does not fit two hours at any number of tasks it could learn from.
+#
 # **Where the paper is silent** (values are ours unless marked; all in `l2l_utils/harness/profiles/huisman2022.py`):
 # the sine query-set size (50 points); the T values of Fig. 4 (those of Fig. 3: 1, 5, 10); the depths on Fig. 3's
 # axis (1–7) and its number of runs (5); how TURTLE's moving average starts for gradients (h⁽⁰⁾ = ∇⁽⁰⁾) and how its
@@ -55,7 +64,7 @@
 # paper feed the gradient). Section 3 starts with a diagnostic that shows why the first switch matters.
 
 # %% tags=["parameters"]
-profile = "smoke"     # "smoke" or "paper"
+profile = "smoke"     # "smoke", "cpu" or "paper"
 seed = 0              # non-negative integer
 device = "auto"       # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
 data_dir = None       # data root; default: $L2L_DATA_DIR, else <project>/data

@@ -38,6 +38,30 @@ PAPER = {
     "omniglot_extension": True, "omniglot_image_size": 28, "omniglot_split": [0.6, 0.2, 0.2],
     "eval_chunk": 250,
 }
+CPU = dict(
+    PAPER,
+    # About 1 h 36 min on one thread of a 2-core CPU. Per-unit costs: process CPU time of the notebook's own code at
+    # these sizes (one thread, the other core busy, as in the reference run): ms per meta-step / per evaluated task,
+    # T = 1 -> T = 5: MAML 2.7 -> 7.2 / 0.04 -> 0.08, meta-learner LSTM 5.1 -> 17.4 / 2.3 -> 9.5, TURTLE (meta-batch
+    # 2) 5.2 -> 21.6 / 0.8 -> 4.2, Fig. 3's TURTLE 3-6 -> 12-25 / 0.2-1.1 -> 1.2-5.7 (1 to 7 layers); T = 10 costs
+    # about twice T = 5. A run = 4,000 training tasks + 3 evaluations of the 500 validation tasks (before, at 2,500
+    # and at 4,000) + 1,000 test tasks, e.g. TURTLE at T = 5: 2,000 × 21.6 ms + 2,500 × 4.2 ms = 54 s.
+    #   Fig. 4: 10 runs × (MAML, LSTM, TURTLE) = 10 × (11 + 26 + 13 s) at T = 1 + 10 × (29 + 93 + 54 s) at T = 5
+    #           = 38 min
+    #   Fig. 3: 6 runs × 2 orders × (MAML + 4 depths) = 11 min at T = 1 + 44.5 min at T = 5 = 55.5 min
+    #   initialisation diagnostic (T = 1, 5, both bias settings, 20 × 500 tasks) 1.7 min; Theorem 1, set-up, plots
+    #   about 1 min: about 96 min in all (the paper's sine-wave sizes would take about 145 h here).
+    # Cuts, amounts only: training tasks 70,000 -> 4,000 (validation still every 2,500, the paper's), validation /
+    # test tasks 1,000 / 2,000 -> 500 / 1,000, Fig. 4 runs 30 -> 10, Fig. 3 and Fig. 4 sweep T = 1, 5 (T = 10 costs
+    # twice T = 5: the stability claim compares T = 1 with T = 5), Fig. 3 depths 1, 5, 6, 7 (the claim's 5 and 6,
+    # and both ends of the axis). The Omniglot extension (not in the paper) is off: Conv-4 meta-training costs
+    # 0.1-0.3 s per task for MAML and TURTLE and 0.5-1.3 s per task for the meta-learner LSTMs at T = 5 (12 updates
+    # for the 1-shot LSTM), benchmarks/README.md, so 6 runs × 9 methods × 2 shots at even a few hundred tasks (plus
+    # 600 validation and test tasks, and the transfer baselines' pre-training) take many hours on one thread.
+    sine_train_tasks=4_000, sine_val_tasks=500, sine_test_tasks=1_000, runs=10,
+    fig3_T=[1, 5], fig3_layers=[1, 5, 6, 7], fig3_runs=6, fig4_T=[1, 5],
+    omniglot_extension=False,
+)
 SMOKE = dict(
     PAPER,
     sine_train_tasks=150, sine_val_tasks=50, sine_test_tasks=100, val_every=50, runs=2, init_inits=4, init_tasks=50,

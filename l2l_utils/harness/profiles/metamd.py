@@ -68,6 +68,41 @@ PAPER = {
     # Theorem 4.1: confidence 1 − δ
     "delta": 0.05,
 }
+CPU = dict(
+    PAPER,
+    # About 1 h 30 min on one thread of a 2-core CPU. Per-unit costs: process CPU time of the notebook's own code (one
+    # thread, on the busy machine the reference runs share): on the RotatedMNIST MLP (784-256-128-10, minibatch 128) a
+    # MetaMD inner step 6.8 ms, one inner step of the unrolled hypergradient (forward + reverse) 23 ms; a meta-test
+    # step with 1 / 6 networks: SGD 5.0 / 17 ms, Adam 6.8 / 25, MetaMD 7.1 / 29, Meta-SGD 5.4 / 19, MetaCur 9.2 / 37,
+    # L2O (an LSTM over 235,146 coordinates) 258 ms / about 1.5 s; on LeNet (a loop over networks on a CPU) a MetaMD
+    # inner step 19 ms, an unrolled-hypergradient inner step 78 ms, a meta-test step 19 / 116 ms, L2O 61 ms. Per
+    # section:
+    #   1b: the MLP comparison (float64) measured at 0.68 s per inner step for 4 problems, so 2 problems at T = 10,
+    #       50, 300 (360 steps) 2 min; LeNet at T = 10, 50, 500 (560 steps; float64 taken as 2× float32, unrolled +
+    #       about 8 forward runs per problem) about 9 min
+    #   Fig. 1 quadratics (paper amounts): 7.5 min (the earlier reduced run, on cores shared with 2-4 other jobs)
+    #   RotatedMNIST, 0° held out, T = 300: MetaMD 15 meta-steps × (5 tasks × 300 × 23 ms + 10 validation problems
+    #       × 300 × 6.8 ms) = 14 min; L2O 2 × 5 trajectories of 100 steps (about 0.8 s per step: 3× its forward
+    #       step, an estimate) = 15 min; Meta-SGD, MetaCur 1 min; gates 6 min (L2O's 6 problems × 100 steps, twice);
+    #       meta-test, 600 steps, grid × one weight decay then 6 trials: hand-designed 2 min, MetaMD, Meta-SGD and
+    #       MetaCur 2 min, L2O 18 min: 57 min
+    #   the IFT ablation (15 meta-steps at 6.8 ms per inner step + validation, gates, MetaMD's meta-test) 10 min;
+    #   A.16 (4 weight decays × 3 optimisers × 600 steps × 6 trials) 3 min; Fig. 7-8 on RotatedMNIST 1 min; set-up
+    #   and data 1 min: about 90 min in all.
+    # Cuts: amounts (held-out domains 6 -> 1 (0°), meta-iterations 100 -> 15, L2O / Meta-SGD / MetaCur meta-training
+    # 20 × 20 -> 2 × 5 trajectories, the weight-decay grid -> 1e-4 alone, gate problems 8 -> 6, 1b's problems 4 -> 2
+    # and its MLP T values -> 10, 50, 300, the ablation -> the IFT estimator) and two step counts of ours (the paper
+    # gives neither): RotatedMNIST's "to convergence" T = 2,000 -> 300 (one meta-step at T = 2,000 costs about 6 min
+    # here) and 3,000 -> 600 meta-test steps (L2O's six networks cost about 1.5 s per step). No DiverseDigits
+    # dataset is held out: with LeNet's T = 500 (the paper's) one MetaMD meta-step over the 3 other datasets costs
+    # about 3 min (3 × 500 × 78 ms + 6 validation problems × 500 × 19 ms), and one held-out dataset (15 meta-steps,
+    # meta-test at 600 steps, L2O, gates) about 70 min more, which does not fit beside the RotatedMNIST column. The
+    # ResNet-18 settings (CIFAR-10, the high-resolution datasets) keep the paper's sizes: their data are not on disk
+    # here, and they need a GPU.
+    rotated_heldout=[0], digits_heldout=[], meta_steps=15, rotated_inner_steps=300, test_steps=600,
+    weight_decays=[0.0001], l2o_epochs=2, l2o_trajectories=5, gate_runs=6,
+    hypergrad_problems=2, hypergrad_mlp_T=[10, 50, 300], hypergradient_ablation=["ift"],
+)
 SMOKE = dict(
     PAPER,
     quad_meta_steps=40, quad_tasks=8, quad_tune_problems=2, quad_max_iters=20_000,
