@@ -75,7 +75,7 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
     hold(results_dir, note=f"({paper} notebook)")  # one kernel at a time writes a results folder's checkpoints
     print(f"profile={profile} seed={seed} device={dev} results={results_dir} figures={figures_dir}")
     if cuts:
-        print(f"The {profile} profile differs from the paper's settings in {len(cuts)} field(s) (amounts cut to fit "
+        print(f"The {profile} profile differs from the paper's settings in {len(cuts)} field(s) (cut to fit "
               "the hardware; the profile file says why):")
         for field, paper_value, value in cuts:
             print(f"  {field}: paper {paper_value!r} -> {profile} {value!r}")
