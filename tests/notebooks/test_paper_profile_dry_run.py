@@ -3,7 +3,8 @@ amounts (trajectories, epochs, tasks, steps, test runs, sweep and grid points) t
 profile takes (the paper's networks, its switches, its lists of datasets, estimators and problems) has been executed
 before a GPU user's first run. Sections whose data are not on disk report "not run", as at any profile.
 
-Selected with ``-m paper_dry_run`` (each notebook is a papermill run of a minute or more); the first test checks,
+The dry runs are deselected unless ``-m paper_dry_run`` is given (pyproject.toml's addopts: each is a papermill run of
+a minute or more of CPU time and, with the paper's networks, up to several GB of memory); the first tests check,
 without running anything, that the overrides below cut amounts and nothing else."""
 
 from pathlib import Path
