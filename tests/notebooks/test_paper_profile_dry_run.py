@@ -4,7 +4,7 @@ profile takes (the paper's networks, its switches, its lists of datasets, estima
 before a GPU user's first run. Sections whose data are not on disk report "not run", as at any profile.
 
 The dry runs are deselected unless ``-m paper_dry_run`` is given (pyproject.toml's addopts: each is a papermill run of
-a minute or more of CPU time and, with the paper's networks, up to several GB of memory); the first tests check,
+a minute or more of CPU time and, with the paper's networks, about 5 GB of memory for SimpleOptimizer); the first tests check,
 without running anything, that the overrides below cut amounts and nothing else."""
 
 from pathlib import Path
