@@ -4,8 +4,8 @@ profile takes (the paper's networks, its switches, its lists of datasets, estima
 before a GPU user's first run. Sections whose data are not on disk report "not run", as at any profile.
 
 The dry runs are deselected unless ``-m paper_dry_run`` is given (pyproject.toml's addopts: each is a papermill run of
-a minute or more of CPU time and, with the paper's networks, about 5 GB of memory for SimpleOptimizer); the first tests check,
-without running anything, that the overrides below cut amounts and nothing else."""
+a minute or more of CPU time; with the paper's networks SimpleOptimizer's needs about 5 GB of memory); the first tests
+check, without running anything, that the overrides below cut amounts and nothing else."""
 
 from pathlib import Path
 
@@ -82,9 +82,9 @@ DRY_RUNS = {
 }
 
 # Integer fields that are the paper's networks or its data pipeline, not amounts: kept at their paper values.
-NOT_AMOUNTS = {"mnist_hidden", "mnist_batch", "cifar_batch", "highres_classes", "highres_batch_size", "art_train_size", "art_test_size",
-               "base_hidden", "train_hidden", "batch_size", "hidden_size", "deep_layers", "deep_factor", "mlp_hidden",
-               "highres_image_size", "conv_channels", "n_way", "sine_support", "image_query", "omniglot_image_size",
+NOT_AMOUNTS = {"mnist_hidden", "mnist_batch", "cifar_batch", "highres_classes", "highres_batch_size", "art_train_size",
+               "art_test_size", "base_hidden", "train_hidden", "batch_size", "hidden_size", "deep_layers", "deep_factor",
+               "mlp_hidden", "highres_image_size", "conv_channels", "n_way", "sine_support", "image_query", "omniglot_image_size",
                "lstm_hidden", "turtle_layers", "turtle_hidden", "learner_hidden", "hidden", "wide_hidden", "quad_dim",
                "trace_coords", "appd_gac_cells", "appd_read_heads", "appd_write_heads", "neumann_terms"}
 
