@@ -84,9 +84,10 @@ DRY_RUNS = {
 # Integer fields that are the paper's networks or its data pipeline, not amounts: kept at their paper values.
 NOT_AMOUNTS = {"mnist_hidden", "mnist_batch", "cifar_batch", "highres_classes", "highres_batch_size", "art_train_size",
                "art_test_size", "base_hidden", "train_hidden", "batch_size", "hidden_size", "deep_layers", "deep_factor",
-               "mlp_hidden", "highres_image_size", "conv_channels", "n_way", "sine_support", "image_query", "omniglot_image_size",
-               "lstm_hidden", "turtle_layers", "turtle_hidden", "learner_hidden", "hidden", "wide_hidden", "quad_dim",
-               "trace_coords", "appd_gac_cells", "appd_read_heads", "appd_write_heads", "neumann_terms"}
+               "mlp_hidden", "highres_image_size", "conv_channels", "n_way", "sine_support", "image_query",
+               "omniglot_image_size", "lstm_hidden", "turtle_layers", "turtle_hidden", "learner_hidden", "hidden",
+               "wide_hidden", "quad_dim", "trace_coords", "appd_gac_cells", "appd_read_heads", "appd_write_heads",
+               "neumann_terms"}
 
 
 def is_amount(key, paper) -> bool:
