@@ -13,12 +13,20 @@ import pytest
 from l2l_utils.tasks.datasets.files import missing_datasets, skip_reason
 
 
-def requires_data(*datasets):
-    """Mark a test as needing ``datasets`` (``-m data`` selects them) and skip it, with one line saying what is
-    missing and how to provide it, unless they are under the data root."""
+def data_marks(*datasets) -> list:
+    """The marks of a test needing ``datasets``: ``data`` (``-m data`` selects them) and a skip, with one line saying
+    what is missing and how to provide it, unless they are under the data root (for ``pytest.param(marks=...)``)."""
     missing = missing_datasets(datasets)
-    skip = pytest.mark.skipif(bool(missing), reason=skip_reason(missing) if missing else "")
-    return lambda test: pytest.mark.data(skip(test))
+    return [pytest.mark.data, pytest.mark.skipif(bool(missing), reason=skip_reason(missing) if missing else "")]
+
+
+def requires_data(*datasets):
+    """Decorate a test with :func:`data_marks` of ``datasets``."""
+    def decorate(test):
+        for mark in data_marks(*datasets):
+            test = mark(test)
+        return test
+    return decorate
 
 
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -59,3 +59,73 @@ def test_a_reduced_profile_lists_its_cuts_in_the_output_and_the_claims_profile_c
         assert run.claims.profile == profile
         locks.release(tmp_path / profile)
         track_profile(None)
+
+
+@pytest.fixture
+def torch_determinism(monkeypatch):
+    """Restore torch's process-wide determinism settings and CUBLAS_WORKSPACE_CONFIG after the test."""
+    import torch
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # as a GPU user's own code might have left it
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    yield torch
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def start_on(device, tmp_path, monkeypatch, **keywords):
+    """start_notebook with ``resolve_device`` answering ``device`` (a CUDA device is only named: nothing runs on it)."""
+    import torch
+
+    from l2l_utils.harness import notebook_setup
+
+    monkeypatch.setattr(notebook_setup, "resolve_device", lambda _: torch.device(device))
+    try:
+        return start_notebook("kuo2020", "MTL2L", "smoke", 0, device, tmp_path / "results", tmp_path / "figures", {},
+                              **keywords)
+    finally:
+        locks.release(tmp_path / "results")
+        track_profile(None)
+
+
+def test_on_cuda_kernels_are_made_deterministic_before_any_compute(tmp_path, monkeypatch, torch_determinism, capsys):
+    import os
+
+    torch = torch_determinism
+    run = start_on("cuda", tmp_path, monkeypatch)
+    assert run.device.type == "cuda"
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # one of the two values cuBLAS documents
+    assert "device=cuda deterministic-kernels " in capsys.readouterr().out
+
+
+def test_a_workspace_the_user_set_is_kept(tmp_path, monkeypatch, torch_determinism):
+    import os
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    start_on("cuda", tmp_path, monkeypatch)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+@pytest.mark.parametrize("device, keywords", [("cpu", {}), ("cuda", {"deterministic": False})])
+def test_on_cpu_or_when_switched_off_nothing_changes(tmp_path, monkeypatch, torch_determinism, capsys, device,
+                                                    keywords):
+    import os
+
+    torch = torch_determinism
+    start_on(device, tmp_path, monkeypatch, **keywords)
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.backends.cudnn.deterministic is False and torch.backends.cudnn.benchmark is True
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert f"device={device} results=" in capsys.readouterr().out
+
+
+def test_deterministic_must_be_a_bool(tmp_path):
+    from l2l_utils.harness.profiles import ParameterError
+
+    with pytest.raises(ParameterError, match="deterministic must be True or False"):
+        start_notebook("kuo2020", "MTL2L", "smoke", 0, "cpu", tmp_path / "r", tmp_path / "f", {}, deterministic="yes")
+    assert not (tmp_path / "r").exists()
