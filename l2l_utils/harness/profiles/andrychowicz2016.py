@@ -80,9 +80,10 @@ CPU = dict(
     # 14 min; App. A tests and gates 1.8 min; start-up, App. B, App. D checks, plots 1.5 min: about 108 min in all
     # (first sized at 15 MNIST epochs, 97.5 min; the head-to-head notebook's estimate made the same way came out
     # 2.3× too long, so MNIST's meta-training, the one the main claims rest on, got the margin).
-    # Measured in the first reference run (not finished): §1-8 and App. D took about 1 h 30 min, but App. A's MNIST
-    # meta-trainings ran at 2.3-3.0 s per truncation against the main MNIST meta-training's 0.76 s, so App. A alone
-    # needs about 2.5 h more: this profile does not fit two hours as it stands (to re-size once that run has ended).
+    # Measured in the first reference run (not finished): §1-8 and App. D took about 1 h, App. A on the quadratics
+    # about 15 min, but App. A's MNIST meta-trainings ran at 2.3-3.0 s per truncation against the main MNIST
+    # meta-training's 0.76 s, so App. A alone needs about 2.5 h more: this profile does not fit two hours as it stands
+    # (to re-size once that run has ended).
     # CIFAR-10 (section 6) and neural art (section 7) are not on disk here and print "not run": their sizes stay the
     # paper's, which need a GPU (with their data on disk this profile no longer fits two hours).
     quad_epochs=20, quad_trajectories=20,
