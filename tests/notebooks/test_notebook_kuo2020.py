@@ -39,7 +39,7 @@ def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
 
 
 @pytest.mark.parametrize("parameters, fragment", [
-    ({"profile": "full"}, "profile='full' is unknown; allowed values are ['paper', 'smoke']"),
+    ({"profile": "full"}, "profile='full' is unknown; allowed values are ['cpu', 'paper', 'smoke']"),
     ({"overrides": {"architecture": "both"}}, "allowed values are ['paper', 'authors']"),
     ({"overrides": {"test_runs": 0}}, "test_runs must be positive"),
     ({"overrides": {"datasets_s1": ["CIFAR10"]}}, "allowed values are ['MNIST', 'FashionMNIST', 'KMNIST']"),

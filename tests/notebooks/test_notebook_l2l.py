@@ -50,7 +50,7 @@ def test_smoke_profile_runs_and_writes_claims_and_figures(tmp_path):
 
 
 @pytest.mark.parametrize("parameters, fragment", [
-    ({"profile": "huge"}, "profile='huge' is unknown; allowed values are ['paper', 'smoke']"),
+    ({"profile": "huge"}, "profile='huge' is unknown; allowed values are ['cpu', 'paper', 'smoke']"),
     ({"overrides": {"mnist_steps": -5}}, "mnist_steps must be positive"),
     ({"overrides": {"dataset": "ImageNet"}}, "allowed values are ['MNIST', 'FashionMNIST']"),
     ({"device": "tpu"}, "device must be one of"),

@@ -46,7 +46,7 @@ def test_smoke_profile_runs_and_writes_claims_figures_and_results(tmp_path):
 
 
 @pytest.mark.parametrize("parameters, fragment", [
-    ({"profile": "full"}, "profile='full' is unknown; allowed values are ['paper', 'smoke']"),
+    ({"profile": "full"}, "profile='full' is unknown; allowed values are ['cpu', 'paper', 'smoke']"),
     ({"overrides": {"runs": 0}}, "runs must be positive"),
     ({"overrides": {"shots": [1, 3]}}, "allowed values are [1, 5]"),
     ({"overrides": {"omniglot_split": [0.5, 0.2, 0.2]}}, "omniglot_split must be three fractions summing to 1"),
