@@ -78,7 +78,10 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
     raises :class:`ParameterError` naming it, before anything is computed or written. The kernel then holds the
     results folder (:mod:`l2l_utils.harness.locks`): a second kernel on the same folder stops with FolderBusy.
     ``deterministic`` (default True): on a CUDA device, deterministic kernels (:func:`deterministic_cuda`; no effect
-    on a CPU); False leaves torch's defaults (faster, not bitwise repeatable)."""
+    on a CPU); False leaves torch's defaults (faster, not bitwise repeatable). On an x86 CPU, subnormal floats are
+    flushed to zero (:func:`torch.set_flush_denormal`, as TensorFlow's CPU kernels do by default): the raw-gradient
+    inputs of Andrychowicz et al.'s App. A ablation otherwise make their meta-training 4-5x slower (benchmarks/README.md)
+    while changing no value above 1.2e-38."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(deterministic, bool):
@@ -88,6 +91,7 @@ def start_notebook(paper: str, title: str, profile, seed, device, results_dir, f
         check(cfg)
     dev = resolve_device(device)
     determinism = " deterministic-kernels" if deterministic and deterministic_cuda(dev) else ""
+    determinism += " flush-denormal" if torch.set_flush_denormal(True) else ""
     seed_everything(seed)
     track_profile(cfg)  # cached results are keyed by the profile fields they read (l2l_utils.storage.results)
     root = project_root()
