@@ -67,7 +67,7 @@ PAPER = {
 CPU = dict(
     PAPER,
     # about 1 h 40 min on one CPU thread (the notebook's share of two cores). Per-unit costs: process CPU time per
-    # optimizee step and run on one thread, measured by runs/paper-cpu-reduced/simple_optimizer/costs.py (nice'd on a
+    # optimizee step and run on one thread, measured by benchmarks/simple_optimizer_costs.py (nice'd on a
     # shared machine, so if anything pessimistic): on the base MLP SimpleOptimizer 0.037 s, DMOptimizer 0.46 s,
     # RNNProp 0.47 s, SGD 0.005 s; on LeNet 0.019 / 0.055 / 0.062 s, SGD 0.016 s; the 5-layer MLP SimpleOptimizer
     # 0.68 s, SGD 0.065 s; meta-training through DMOptimizer / RNNProp 0.098 / 0.092 s per step on the 50-unit MLP
@@ -76,7 +76,7 @@ CPU = dict(
     # Fig. 2/3 SimpleOptimizer variants 1,000 steps 14.6; DMOptimizer and RNNProp 250 steps 23.2; Fig. 4a LeNet 700
     # steps: learned 4.3, SGD and ADAM over the grid (4 rates + extensions) 11.1; the Fashion-MNIST substitute 14
     # (fine-tuning 0.5, subset tuning 400 steps 6.4, 700 steps of evaluation 7.2); Fig. 5a 50 steps 6.7; the rest 1.5:
-    # about 97 min in all, counting one grid extension per baseline (`costs.py --profile cpu`, which counts none: 89 min).
+    # about 97 min in all, counting one grid extension per baseline (`benchmarks/simple_optimizer_costs.py`, which counts none: 89 min).
     # Not only amounts (a deviation from the paper's settings, said in the notebook): the optimizers are meta-trained
     # on a 784-50-ReLU-10 MLP instead of the base MLP (784-500-10), since one 200-step trajectory through DMOptimizer
     # or RNNProp on the base MLP costs about 3 CPU minutes (about 1 s per step: 0.20 s at 100 units, ∝ coordinates),

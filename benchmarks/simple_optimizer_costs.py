@@ -1,20 +1,17 @@
-"""Cost plan of the reduced paper-profile CPU run of notebooks/simple_optimizer.ipynb (see README.md here).
+"""Cost plan of a CPU run of notebooks/simple_optimizer.ipynb at a profile (default ``cpu``).
 
 Measures, on one CPU thread, the CPU time of each piece the notebook repeats (one optimizee step of each optimizer on
 the base MLP, LeNet and the 5-layer MLP; one step of meta-training through each learned optimizer on the MLP it is
-meta-trained on and on LeNet), reads the overrides of ``run.sh`` next to this file, resolves the ``paper`` profile with them and
-prints the estimated CPU time of every section and in total. CPU time (``time.process_time``) on one thread is what
+meta-trained on and on LeNet), resolves the profile with the given overrides and prints the estimated CPU time of every section and in total. CPU time (``time.process_time``) on one thread is what
 the run would take on an otherwise idle core; on a busy machine the wall time is longer.
 
-    OMP_NUM_THREADS=1 .venv/bin/python runs/paper-cpu-reduced/simple_optimizer/costs.py [--quick]
-    OMP_NUM_THREADS=1 .venv/bin/python runs/paper-cpu-reduced/simple_optimizer/costs.py --profile cpu [--set FIELD=VALUE]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/simple_optimizer_costs.py [--quick] [--profile cpu] [--set FIELD=VALUE]
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import re
 import sys
 import time
 from pathlib import Path
@@ -22,7 +19,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[2]))
+sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
 from l2l_utils.harness.profiles import PAPER_CHOICES, PAPER_PROFILES, resolve_profile  # noqa: E402
 from l2l_utils.learned_optimizers.lstm_optimizer import LSTMOptimizer  # noqa: E402
@@ -43,13 +40,6 @@ class Fixed:
 
     def sample(self, *args):
         return self.problem
-
-
-def overrides_of_run_sh() -> dict:
-    text = (HERE / "run.sh").read_text()
-    found = re.search(r'"overrides: (\{.*?\})"', text, flags=re.S)
-    body = re.sub(r"(\w+):", r"'\1':", found.group(1).replace("\\\n", " "))
-    return ast.literal_eval(body)
 
 
 def cpu_seconds(fn, calls: int) -> float:
@@ -147,15 +137,12 @@ def plan(cfg, c) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer timed calls")
-    parser.add_argument("--profile", help="estimate this profile (e.g. cpu) instead of run.sh's overrides of paper")
+    parser.add_argument("--profile", default="cpu", help="the profile to estimate (default cpu)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field of --profile (Python literal), e.g. --set train_hidden=100")
     args = parser.parse_args(argv)
-    if args.profile:
-        name = args.profile
-        overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
-    else:
-        name, overrides = "paper", overrides_of_run_sh()
+    name = args.profile
+    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
     cfg = resolve_profile(name, PAPER_PROFILES["simple_optimizer"], overrides, PAPER_CHOICES["simple_optimizer"])
     costs = measure(cfg, args.quick)
     print("CPU seconds per optimizee step and run (one thread):")
