@@ -80,10 +80,13 @@ CPU = dict(
     # 14 min; App. A tests and gates 1.8 min; start-up, App. B, App. D checks, plots 1.5 min: about 108 min in all
     # (first sized at 15 MNIST epochs, 97.5 min; the head-to-head notebook's estimate made the same way came out
     # 2.3× too long, so MNIST's meta-training, the one the main claims rest on, got the margin).
-    # Measured in the first reference run (not finished): §1-8 and App. D took about 1 h, App. A on the quadratics
-    # about 15 min, but App. A's MNIST meta-trainings ran at 2.3-3.0 s per truncation against the main MNIST
-    # meta-training's 0.76 s, so App. A alone needs about 2.5 h more: this profile does not fit two hours as it stands
-    # (to re-size once that run has ended).
+    # Measured in the reference run (runs/cpu/andrychowicz2016/, one thread beside another run, from its stored
+    # results' times): §1-8 and App. D 51 min (§3.2's MNIST meta-training 19 min, the Fig. 6 sweep 14 min), App. A
+    # on the quadratics 13 min, App. A on MNIST about 52 min with subnormal floats flushed to zero (c = 0.1: 8 search
+    # trials 13 min + meta-training 10 min; c = 10 and c = 1000 about 15 min each), App. A's tests and gates 4 min:
+    # about 2 h in one sitting. Before the flushing (start_notebook), the raw-gradient meta-trainings at c = 10 ran
+    # 4-5x slower on subnormal arithmetic (benchmarks/subnormal_floats.py), and the run took 2 h 24 min over three
+    # sittings.
     # CIFAR-10 (section 6) and neural art (section 7) are not on disk here and print "not run": their sizes stay the
     # paper's, which need a GPU (with their data on disk this profile no longer fits two hours).
     quad_epochs=20, quad_trajectories=20,
