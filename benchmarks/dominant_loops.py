@@ -92,8 +92,9 @@ def truncation(rule: torch.nn.Module, task, cfg: MetaTrainConfig):
 
 class Linear:
     """A unit of ``steps`` identical optimizee steps, counted as F(1) + (steps − 1)·(F(2) − F(1)) from truncations of
-    one and two steps (``make(k)``: the work of a k-step truncation), for loops whose full truncation would hold
-    gigabytes of graph (e.g. an LSTM optimizer on 397,510 coordinates); exact when every step does the same products
+    one and two steps (``make(k)``: the work of a k-step truncation, or of a MetaMD meta-iteration at T = k), for
+    loops whose full truncation would hold gigabytes of graph (e.g. an LSTM optimizer on 397,510 coordinates) or take
+    minutes to count (MetaMD at T = 300); exact when every step does the same products
     (``tests/project/test_phase_times.py`` compares it with the direct count)."""
 
     def __init__(self, make, steps: int):
