@@ -1,5 +1,6 @@
 """``benchmarks/phase_times.py`` and ``benchmarks/dominant_loops.py`` on a synthetic executed notebook whose cell
-durations, stored results and progress bars are known, so that every share is worked by hand."""
+durations, stored results and progress bars are known, so that every share is worked by hand; the dominant loops of
+the TURTLE and MetaMD notebooks built at tiny sizes, their FLOPs per unit counted by hand."""
 
 import json
 import sys
@@ -186,3 +187,101 @@ def test_bar_rates_keep_the_bars_indices():
     # the first meta-training bar is too short (0 s) for a rate; the evaluation bar is not a meta-training; the
     # resumed bar did 30 units in 60 s
     assert dominant_loops.bar_rates(report) == [None, 0.5]
+
+
+def _tiny(monkeypatch, paper, **sizes):
+    """A profile ``tiny`` of ``paper``: its ``paper`` settings with ``sizes`` changed."""
+    from l2l_utils.harness.profiles import PAPER_PROFILES
+
+    monkeypatch.setitem(PAPER_PROFILES[paper], "tiny", dict(PAPER_PROFILES[paper]["paper"], **sizes))
+
+
+def test_turtle_units_counted_by_hand(monkeypatch):
+    """First-order MAML and TURTLE at T = 1 on the sine network 1-40-40-1, K = 5 support and Q = 10 query points.
+    A forward pass on n points does the products n×1·1×40, n×40·40×40, n×40·40×1: F(n) = 2n(40 + 1600 + 40) =
+    3360n. The gradient of the weights needs, per layer, the weight product (2n(1·40 + 40·40 + 40·1)) and the input
+    product of layers 2 and 3 (2n(40·40 + 40·1); layer 1's input is data): B(n) = 2n(1680 + 1640) = 6640n.
+    FO-MAML's meta-step: the support pass and gradient, the query pass and its backward pass into θ0 (the first-order
+    step passes the gradient straight through): F(K) + B(K) + F(Q) + B(Q) = 10000·15 = 150,000. A validation task:
+    F(K) + B(K) (the support step, no graph) + F(Q) (its score) = 50,000 + 33,600 = 83,600; the bar of 4 training
+    tasks, a meta-batch of 1 and validation every 2 tasks validates twice on 3 tasks: 6/4 validation tasks per
+    training task, 125,400. Per unit: 275,400."""
+    _tiny(monkeypatch, "huisman2022", sine_support=5, sine_query=10, sine_train_tasks=4, sine_val_tasks=3, val_every=2,
+          fig3_T=[1], fig3_layers=[1], fig3_runs=1, fig4_T=[1], runs=1, turtle_hidden=6)
+    used, loops = dominant_loops.huisman2022("tiny")
+    by_name = {loop.name: loop for loop in loops}
+    assert used == "tiny" and len(loops) == 3 + 2 * 2
+    maml = by_name["meta-training FO-MAML (Fig. 3, T = 1)"]
+    assert dominant_loops.flops_per_unit(maml.work) == 275_400
+    # FO-TURTLE with one hidden layer of h = 6 and the gradient as its only input, over both tasks' 2·1761 = 3522
+    # coordinates N: forward N×1·1×6 and N×6·6×1, 2N·6 each; backward into φ: both weights' products and layer 2's
+    # input product, 2N·6 each: 10·N·6 = 211,320 for the meta-batch of 2, whose sine-network passes are 2 × 150,000.
+    # Per task: (300,000 + 211,320) / 2 = 255,660. A validation task adds g_φ's forward on its 1761 coordinates
+    # (4·1761·6 = 42,264) to MAML's 83,600: 125,864 × 6/4 = 188,796. Per unit: 444,456.
+    turtle = by_name["meta-training FO-TURTLE, 1 layer(s) (Fig. 3, T = 1)"]
+    assert dominant_loops.flops_per_unit(turtle.work) == 444_456
+    assert "1/2 of an Adam step on a meta-batch of 2" in turtle.unit and "2 validations" in turtle.unit
+
+
+def test_turtle_bars_in_the_notebooks_order():
+    """The cpu run's 180 bars: Fig. 3 first (T = 1, 5; SO, FO; MAML then depths 1, 5, 6, 7; 6 runs each: 120 bars),
+    then Fig. 4 (T = 1, 5; MAML, LSTM, TURTLE; 10 runs each)."""
+    used, loops = dominant_loops.huisman2022("cpu")
+    bars = {loop.name: loop.bars for loop in loops}
+    assert used == "cpu" and len(loops) == 6 + 20
+    assert bars["meta-training SO-MAML (Fig. 3, T = 1)"] == tuple(range(0, 6))
+    assert bars["meta-training SO-TURTLE, 7 layer(s) (Fig. 3, T = 1)"] == tuple(range(24, 30))
+    assert bars["meta-training FO-MAML (Fig. 3, T = 5)"] == tuple(range(90, 96))
+    assert bars["meta-training MAML (Fig. 4, T = 1)"] == tuple(range(120, 130))
+    assert bars["meta-training TURTLE (Fig. 4, T = 5)"] == tuple(range(170, 180))
+    assert dominant_loops.validations_in_bar(4_000, 2, 2_500) == 2  # at 2,500 tasks and at the end
+    assert dominant_loops.validations_in_bar(5, 2, 2) == 3  # 2, 4 and the last unit of one task
+
+
+def test_metamd_unit_counted_by_hand(monkeypatch):
+    """MetaMD with the direct hypergradient on an MLP 784-4-10, minibatches of n = 8, T = 3: the mirror map's
+    B⁻¹GA⁻¹ (Sherman-Morrison), the Bregman term and the factors' gradients are matrix-vector products, which the
+    counter does not count, so only the network's passes count. A pass and its gradient: forward n×784·784×4 and
+    n×4·4×10; backward layer 2's weight and input products and layer 1's weight product: 2n(2·784·4 + 3·4·10) =
+    102,272. Every inner problem evaluates the loss and gradient at θ_0..θ_T (T + 1 = 4 passes); one unit of the bar
+    holds the 2 tasks of the meta-step and the validation on 2 fixed problems (one per meta-train domain): 4 × 4 ×
+    102,272 = 1,636,352."""
+    _tiny(monkeypatch, "metamd", rotated_domains=[0, 15, 30], rotated_heldout=[0], mlp_hidden=[4], batch_size=8,
+          tasks_per_step=2, runs_per_task=1, val_problems_per_task=1, rotated_inner_steps=3, hypergradient="direct",
+          hypergradient_ablation=[], optimizers=["SGD", "MetaMD"], digits_heldout=[])
+    used, loops = dominant_loops.metamd("tiny")
+    assert [loop.name for loop in loops] == ["meta-training MetaMD (direct hypergradient)"]
+    assert loops[0].bars == (2,)  # after the two quadratic families' bars
+    assert dominant_loops.flops_per_unit(loops[0].work) == 1_636_352
+
+
+def test_metamd_unrolled_unit_extrapolated_equals_the_direct_count(monkeypatch):
+    """The unrolled hypergradient's unit counted from T = 1 and 2 equals the count of a T = 3 unit, and exceeds the
+    network passes that the direct estimator's unit does (2 problems × 4 passes × 102,272: the test above): the
+    reverse pass recomputes every step's gradient with its graph and differentiates through it."""
+    _tiny(monkeypatch, "metamd", rotated_domains=[0, 15], rotated_heldout=[0], mlp_hidden=[4], batch_size=8,
+          tasks_per_step=1, runs_per_task=1, val_problems_per_task=1, rotated_inner_steps=3,
+          hypergradient="unrolled", hypergradient_ablation=["ift"], optimizers=["MetaMD"], digits_heldout=[])
+    used, loops = dominant_loops.metamd("tiny")
+    unrolled, ift = loops
+    assert unrolled.bars == (2,) and ift.bars == (3,)
+    linear = dominant_loops.flops_per_unit(unrolled.work)
+    direct = dominant_loops.flops_per_unit(unrolled.work.make(3))
+    assert linear > 2 * 4 * 102_272 and linear == direct
+
+
+def test_metamd_bars_in_the_notebooks_order():
+    """The cpu run: 2 quadratic families, then on RotatedMNIST (0° held out) MetaMD, L2O, Meta-SGD, MetaCur, then
+    the IFT ablation's MetaMD."""
+    used, loops = dominant_loops.metamd("cpu")
+    assert used == "cpu"
+    assert {loop.name: loop.bars for loop in loops} == {"meta-training MetaMD (unrolled hypergradient)": (2,),
+                                                        "meta-training MetaMD (ift hypergradient, the ablation)": (6,),
+                                                        "meta-training L2O": (3,)}
+
+
+def test_every_notebook_has_a_builder():
+    assert not dominant_loops.NOT_BUILT
+    assert set(dominant_loops.LOOPS) == {"kuo2020_mtl2l", "andrychowicz2016_l2l", "head_to_head", "simple_optimizer",
+                                         "huisman2022_turtle", "metamd"}
+    assert dominant_loops.profile_of("andrychowicz2016", "cpu")[1] == "cpu"
