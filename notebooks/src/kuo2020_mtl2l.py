@@ -59,9 +59,10 @@
 # It matters: in the reference run of the `cpu` profile (which is the `paper` profile: `runs/cpu/kuo2020/`), with the
 # paper's settings both neural optimisers deteriorate over the 1,000 test steps (mean test NLL on MNIST: LSTM 3.03,
 # MTL2L 4.42, Adam 0.257), and MTL2L meta-trained for scenario 2 does not pass its "did it learn?" gate; in an
-# earlier run with this override (older code, 5 test runs: `runs/paper-cpu/kuo2020_mtl2l_authors/`) MTL2L ended at
-# 0.265 on MNIST and converged on the unseen domain. The override as a reference job of its own (its own folder and
-# figures): `l2l-reproduce --profile cpu --notebooks kuo2020 -p unroll=20 -p trajectories=10 -p trajectories_s2=50
+# earlier run with this override (older code and verdict functions, 5 test runs; not kept in the repository) MTL2L
+# ended at 0.265 on MNIST and converged on the unseen domain, so the failures above may come from the paper's stated
+# set-up rather than from MTL2L: this code has not yet run the override at `cpu`. The override as a reference job
+# of its own (its own folder and figures): `l2l-reproduce --profile cpu --notebooks kuo2020 -p unroll=20 -p trajectories=10 -p trajectories_s2=50
 # -p architecture=authors -p lstm=authors --jobs 1`.
 #
 # **Ours (neither paper nor code):** 10 test runs per method, the same learners and minibatches for every method
