@@ -133,7 +133,13 @@ class Result:
 
     @property
     def kind(self) -> str:
-        return self.verdict.split(":")[0].strip()
+        """The verdict's kind: its text before ": why", or the longest of :data:`VERDICTS` it starts with when a
+        qualifier follows without a colon ("reproduced (with the corrections listed above)")."""
+        head = self.verdict.split(":")[0].strip()
+        if head in VERDICTS:
+            return head
+        starts = [kind for kind in VERDICTS if head.startswith(kind + " ")]
+        return max(starts, key=len) if starts else head
 
 
 def _as_array(values) -> np.ndarray:

@@ -71,6 +71,18 @@ def test_save_gather_and_summary(tmp_path):
     assert gather_claims([]).columns.tolist() == CLAIM_COLUMNS
 
 
+def test_a_verdict_qualified_without_a_colon_counts_as_its_kind():
+    """A notebook may qualify a verdict in parentheses (MetaMD: "reproduced (with the 5 corrections listed above)");
+    it still counts as that kind, so the counts add up to the number of claims."""
+    table = ClaimsTable("p", "paper")
+    for i, verdict in enumerate(["reproduced (with the 5 corrections listed above)", "not reproduced (0.9 vs 1.0)",
+                                 "not run (no data)", "inconclusive: undecided", "reproducedish"]):
+        table.add(f"c{i}", "s", "", "criterion", Result(verdict, "m"))
+    assert [Result(v, "").kind for v in ("reproduced (x)", "not reproduced (x)", "partly (x): y", "reproducedish")] \
+        == ["reproduced", "not reproduced", "partly", "reproducedish"]
+    assert table.counts().startswith("5 claims: 1 reproduced · 0 partly · 1 inconclusive · 1 not reproduced · 1 not run")
+
+
 def test_the_counts_line_counts_every_kind_of_verdict():
     table = ClaimsTable("p", "paper")
     for i, verdict in enumerate(["reproduced", "reproduced", "partly: holds in 1 of 2 settings", "inconclusive",
