@@ -40,7 +40,8 @@ PAPER = {
 }
 CPU = dict(
     PAPER,
-    # About 1 h 36 min on one thread of a 2-core CPU. Per-unit costs: process CPU time of the notebook's own code at
+    # About 1 h 36 min on one thread of a 2-core CPU (measured in the reference run, runs/cpu/huisman2022/: about
+    # 1 h 31 min of computing over three sittings). Per-unit costs: process CPU time of the notebook's own code at
     # these sizes (one thread, the other core busy, as in the reference run): ms per meta-step / per evaluated task,
     # T = 1 -> T = 5: MAML 2.7 -> 7.2 / 0.04 -> 0.08, meta-learner LSTM 5.1 -> 17.4 / 2.3 -> 9.5, TURTLE (meta-batch
     # 2) 5.2 -> 21.6 / 0.8 -> 4.2, Fig. 3's TURTLE 3-6 -> 12-25 / 0.2-1.1 -> 1.2-5.7 (1 to 7 layers); T = 10 costs

@@ -70,7 +70,7 @@ PAPER = {
 }
 CPU = dict(
     PAPER,
-    # About 1 h 30 min on one thread of a 2-core CPU. Per-unit costs: process CPU time of the notebook's own code (one
+    # About 1 h 30 min on one thread of a 2-core CPU (measured in the reference run, runs/cpu/metamd/: 1 h 20 min). Per-unit costs: process CPU time of the notebook's own code (one
     # thread, on the busy machine the reference runs share): on the RotatedMNIST MLP (784-256-128-10, minibatch 128) a
     # MetaMD inner step 6.8 ms, one inner step of the unrolled hypergradient (forward + reverse) 23 ms; a meta-test
     # step with 1 / 6 networks: SGD 5.0 / 17 ms, Adam 6.8 / 25, MetaMD 7.1 / 29, Meta-SGD 5.4 / 19, MetaCur 9.2 / 37,

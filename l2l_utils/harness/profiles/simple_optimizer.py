@@ -66,7 +66,8 @@ PAPER = {
 }
 CPU = dict(
     PAPER,
-    # about 1 h 40 min on one CPU thread (the notebook's share of two cores). Per-unit costs: process CPU time per
+    # about 1 h 40 min on one CPU thread (the notebook's share of two cores; measured in the reference run,
+    # runs/cpu/simple_optimizer/: 1 h 31 min). Per-unit costs: process CPU time per
     # optimizee step and run on one thread, measured by benchmarks/simple_optimizer_costs.py (nice'd on a
     # shared machine, so if anything pessimistic): on the base MLP SimpleOptimizer 0.037 s, DMOptimizer 0.46 s,
     # RNNProp 0.47 s, SGD 0.005 s; on LeNet 0.019 / 0.055 / 0.062 s, SGD 0.016 s; the 5-layer MLP SimpleOptimizer
